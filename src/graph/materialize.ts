@@ -1,0 +1,63 @@
+import { DTYPE_SIZE, isFloatDType } from '../tensor/dtype.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { WeightInit } from './ir.js';
+import { formatShape } from './types.js';
+import type { WeightSource } from './weights.js';
+
+function transpose2d(t: Tensor): Tensor {
+  const [r, c] = t.shape;
+  const size = DTYPE_SIZE[t.dtype];
+  const src = t.bytes();
+  const out = new Tensor(t.dtype, [c, r]);
+  if (size === 4) {
+    const s = new Uint32Array(src.buffer, src.byteOffset, r * c);
+    const d = new Uint32Array(out.data.buffer, out.data.byteOffset, r * c);
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) d[j * r + i] = s[i * c + j];
+  } else if (size === 2) {
+    const s = new Uint16Array(src.buffer, src.byteOffset, r * c);
+    const d = new Uint16Array(out.data.buffer, out.data.byteOffset, r * c);
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) d[j * r + i] = s[i * c + j];
+  } else {
+    const d = out.bytes();
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) d.set(src.subarray((i * c + j) * size, (i * c + j + 1) * size), (j * r + i) * size);
+  }
+  return out;
+}
+
+/** Reads one weight, converts it to the initializer's type and applies its layout transform. */
+export async function materializeWeight(w: WeightInit, source: WeightSource): Promise<Tensor> {
+  let t = await source.read(w.ref.key);
+  if (t.shape.length !== w.ref.storedShape.length || t.shape.some((d, i) => d !== w.ref.storedShape[i])) {
+    throw new Error(`weight '${w.ref.key}' changed shape from ${formatShape(w.ref.storedShape)} to ${formatShape(t.shape)} while the model was built`);
+  }
+  if (w.type === 'f32' || w.type === 'f16' || w.type === 'bf16') {
+    if (!isFloatDType(t.dtype)) throw new Error(`weight '${w.ref.key}' is ${t.dtype}, a float was expected`);
+    t = t.to(w.type);
+  } else if (w.type === 'i64' && t.dtype !== 'i64') {
+    t = new Tensor('i64', t.shape, BigInt64Array.from(t.toFloat32Array(), (v) => BigInt(Math.round(v))));
+  }
+  const tr = w.ref.transform;
+  if (tr.kind === 'transpose') t = transpose2d(t);
+  else if (tr.kind === 'reshape') t = t.reshape(tr.shape);
+  return t;
+}
+
+/**
+ * Materialises every weight of an emitted model as the in-memory external data ONNX Runtime reads.
+ * Reads run a few at a time so a large checkpoint streams through without stalling on one file.
+ */
+export async function materializeWeights(
+  files: readonly { path: string; weight: WeightInit }[], source: WeightSource, concurrency = 8,
+): Promise<{ path: string; data: Uint8Array }[]> {
+  const out = new Array<{ path: string; data: Uint8Array }>(files.length);
+  let next = 0;
+  async function worker() {
+    while (next < files.length) {
+      const i = next++;
+      const t = await materializeWeight(files[i].weight, source);
+      out[i] = { path: files[i].path, data: t.bytes() };
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, worker));
+  return out;
+}
