@@ -37,7 +37,10 @@ export function fromOrtTensor(t: ort.Tensor, name: string): Tensor {
   if (!dtype) throw new Error(`output '${name}' has unsupported type ${t.type}`);
   let data = t.data as TensorData;
   // float16 arrives as Uint16Array on Node 20 (no Float16Array); keep the bits.
-  if (dtype === 'f16' && !(data instanceof Uint16Array)) data = new Uint16Array((data as Uint16Array).buffer);
+  if (dtype === 'f16' && !(data instanceof Uint16Array)) {
+    const view = data as ArrayBufferView;
+    data = new Uint16Array(view.buffer, view.byteOffset, view.byteLength / 2);
+  }
   if (dtype === 'bool' && !(data instanceof Uint8Array)) data = Uint8Array.from(data as unknown as ArrayLike<number>);
   return new Tensor(dtype, t.dims, data);
 }
