@@ -65,7 +65,7 @@ export class WeightScope {
     return this.g.weightShape(this.key(name));
   }
 
-  get(name: string, expected?: ShapePattern, transform?: WeightTransform): Value {
+  get(name: string, expected?: ShapePattern, transform?: WeightTransform | readonly WeightTransform[]): Value {
     return this.g.weight(this.key(name), expected, transform);
   }
 }
@@ -158,7 +158,7 @@ export class GraphBuilder {
    * A lazy reference to a checkpoint tensor by key. The data is read when the session is built;
    * here only its presence and shape are checked.
    */
-  weight(key: string, expected?: ShapePattern, transform: WeightTransform = { kind: 'none' }): Value {
+  weight(key: string, expected?: ShapePattern, transform: WeightTransform | readonly WeightTransform[] = []): Value {
     if (!this.source) throw new Error(`weight '${key}' requested but the graph has no weight source`);
     const info = this.source.info(key);
     if (!info) {
@@ -166,23 +166,31 @@ export class GraphBuilder {
       throw new Error(`missing weight '${key}'${exp} in ${this.source.id}`);
     }
     checkWeightShape(key, info.shape, expected);
+    const transforms = (Array.isArray(transform) ? transform : [transform]) as readonly WeightTransform[];
     let shape: number[] = [...info.shape];
-    if (transform.kind === 'transpose') {
-      if (shape.length !== 2) throw new Error(`weight '${key}' has shape ${formatShape(shape)}; only 2-D weights can be transposed`);
-      shape = [shape[1], shape[0]];
-    } else if (transform.kind === 'reshape') {
-      if (product(transform.shape) !== product(shape)) {
-        throw new Error(`weight '${key}' of shape ${formatShape(shape)} cannot be viewed as ${formatShape(transform.shape)}`);
+    for (const tr of transforms) {
+      if (tr.kind === 'transpose') {
+        if (shape.length !== 2) throw new Error(`weight '${key}' has shape ${formatShape(shape)}; only 2-D weights can be transposed`);
+        shape = [shape[1], shape[0]];
+      } else if (tr.kind === 'reshape') {
+        if (product(tr.shape) !== product(shape)) {
+          throw new Error(`weight '${key}' of shape ${formatShape(shape)} cannot be viewed as ${formatShape(tr.shape)}`);
+        }
+        shape = [...tr.shape];
+      } else if (tr.kind === 'rows') {
+        if (tr.start < 0 || tr.end > shape[0] || tr.start >= tr.end) {
+          throw new Error(`weight '${key}' of shape ${formatShape(shape)} has no rows ${tr.start}..${tr.end}`);
+        }
+        shape = [tr.end - tr.start, ...shape.slice(1)];
       }
-      shape = [...transform.shape];
     }
-    const id = `${key}|${JSON.stringify(transform)}`;
+    const id = `${key}|${JSON.stringify(transforms)}`;
     const existing = this.weights.get(id);
     if (existing) return { name: existing.name, type: existing.type, shape: existing.shape };
     const stored = info.dtype;
     const isFloat = stored === 'f32' || stored === 'f16' || stored === 'bf16' || stored === 'f64' || stored === 'f8e4m3' || stored === 'f8e5m2';
     const type: ValueType = isFloat ? this.dtype : stored === 'i64' ? 'i64' : stored === 'i32' ? 'i32' : stored === 'bool' ? 'bool' : stored === 'u8' ? 'u8' : 'i64';
-    const ref: WeightRef = { key, storedShape: info.shape, transform };
+    const ref: WeightRef = { key, storedShape: info.shape, transforms };
     const name = this.fresh(`w:${key}`);
     this.weights.set(id, { name, ref, type, shape });
     return { name, type, shape };
@@ -448,6 +456,17 @@ export class GraphBuilder {
       }
     }
     return this.op1('Reshape', [x, this.i64(shape)], x.type, out);
+  }
+
+  /** Reshape to the (runtime) shape of another value with the same element count. */
+  reshapeAs(x: Value, like: Value): Value {
+    const a = product(x.shape);
+    const b = product(like.shape);
+    if (typeof a === 'number' && typeof b === 'number' && a !== b) {
+      throw new Error(`reshapeAs: ${formatShape(x.shape)} cannot take the shape ${formatShape(like.shape)}`);
+    }
+    const shape = this.op1('Shape', [like], 'i64', [like.shape.length]);
+    return this.op1('Reshape', [x, shape], x.type, like.shape);
   }
 
   transpose(x: Value, perm: readonly number[]): Value {

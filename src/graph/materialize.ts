@@ -36,9 +36,14 @@ export async function materializeWeight(w: WeightInit, source: WeightSource): Pr
   } else if (w.type === 'i64' && t.dtype !== 'i64') {
     t = new Tensor('i64', t.shape, BigInt64Array.from(t.toFloat32Array(), (v) => BigInt(Math.round(v))));
   }
-  const tr = w.ref.transform;
-  if (tr.kind === 'transpose') t = transpose2d(t);
-  else if (tr.kind === 'reshape') t = t.reshape(tr.shape);
+  for (const tr of w.ref.transforms) {
+    if (tr.kind === 'transpose') t = transpose2d(t);
+    else if (tr.kind === 'reshape') t = t.reshape(tr.shape);
+    else if (tr.kind === 'rows') {
+      const row = t.size / t.shape[0];
+      t = new Tensor(t.dtype, [tr.end - tr.start, ...t.shape.slice(1)], t.data.slice(tr.start * row, tr.end * row));
+    }
+  }
   return t;
 }
 

@@ -17,12 +17,14 @@ export interface WeightSource {
 export type WeightTransform =
   | { kind: 'none' }
   | { kind: 'transpose' } // 2-D [out, in] (torch Linear) → [in, out] for MatMul
-  | { kind: 'reshape'; shape: readonly number[] };
+  | { kind: 'reshape'; shape: readonly number[] }
+  | { kind: 'rows'; start: number; end: number }; // a block of rows, e.g. q/k/v out of a fused in_proj
 
 export interface WeightRef {
   readonly key: string;
   readonly storedShape: readonly number[];
-  readonly transform: WeightTransform;
+  /** Applied in order when the weight is materialised. */
+  readonly transforms: readonly WeightTransform[];
 }
 
 /** An expected shape; `undefined` entries accept any size (hyperparameters read from the file). */
@@ -58,4 +60,9 @@ export class MemoryWeights implements WeightSource {
     if (!t) throw new Error(`no tensor '${key}' in ${this.id}`);
     return t;
   }
+}
+
+/** A StateDict seen as a WeightSource; `id` should identify the file's content (path + size + mtime). */
+export function stateDictWeights(sd: { path: string; info(key: string): TensorInfo | undefined; read(key: string): Promise<Tensor> }, id: string = sd.path): WeightSource {
+  return { id, info: (key) => sd.info(key), read: (key) => sd.read(key) };
 }

@@ -1,0 +1,164 @@
+// The LDM UNetModel of SD 1.x / 2.x (openaimodel.py), written against the checkpoint's own key tree:
+// `input_blocks.N.M`, `middle_block.M`, `output_blocks.N.M`, `time_embed`, `out`.
+import type { GraphBuilder, WeightScope } from '../graph/builder.js';
+import type { Value } from '../graph/types.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/** Everything the graph needs that the weights' shapes cannot say, plus what they do (for reporting). */
+export interface UNetConfig {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly modelChannels: number;
+  readonly contextDim: number;
+  /** Either a fixed head count (SD1: 8) or a fixed head width (SD2: 64); shapes cannot tell which. */
+  readonly heads: { readonly count: number } | { readonly width: number };
+  /** SD2 projects into the transformer with Linear layers, SD1 with 1×1 convolutions. */
+  readonly linearProjection: boolean;
+  readonly inputBlocks: readonly BlockKind[][];
+  readonly outputBlocks: readonly BlockKind[][];
+  readonly middleHasAttention: boolean;
+}
+
+export type BlockKind = 'res' | 'attn' | 'down' | 'up';
+
+const GROUPS = 32;
+// GroupNorm32 in ResBlocks / out uses torch's default eps; SpatialTransformer.norm uses 1e-6.
+const RES_EPS = 1e-5;
+const ATTN_NORM_EPS = 1e-6;
+const LN_EPS = 1e-5;
+
+function headsFor(cfg: UNetConfig, channels: number): number {
+  if ('count' in cfg.heads) return cfg.heads.count;
+  return channels / cfg.heads.width;
+}
+
+/** cos-first sinusoidal embedding of (possibly fractional) timesteps, as ldm's timestep_embedding. */
+function timestepEmbedding(g: GraphBuilder, t: Value, dim: number): Value {
+  const half = Math.floor(dim / 2);
+  // torch builds the frequencies in float32: exp(-ln(10000) * arange(half) / half)
+  const freqs = Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * Math.fround(i)) / half));
+  const f = g.constant(Tensor.f32([1, half], freqs), 'freqs');
+  const args = g.mul(g.reshape(t, [-1, 1]), f);
+  return g.concat([g.cos(args), g.sin(args)], 1);
+}
+
+function resBlock(g: GraphBuilder, w: WeightScope, x: Value, emb: Value): Value {
+  let h = g.silu(g.groupNorm(x, w.scope('in_layers.0'), GROUPS, RES_EPS));
+  h = g.conv2d(h, w.scope('in_layers.2'), { padding: 1 });
+  const e = g.linear(g.silu(emb), w.scope('emb_layers.1'));
+  h = g.add(h, g.reshape(e, [0, -1, 1, 1]));
+  h = g.silu(g.groupNorm(h, w.scope('out_layers.0'), GROUPS, RES_EPS));
+  h = g.conv2d(h, w.scope('out_layers.3'), { padding: 1 });
+  const skip = w.has('skip_connection.weight') ? g.conv2d(x, w.scope('skip_connection')) : x;
+  return g.add(skip, h);
+}
+
+function crossAttention(g: GraphBuilder, w: WeightScope, x: Value, context: Value, heads: number): Value {
+  const q = g.linear(x, w.scope('to_q'));
+  const k = g.linear(context, w.scope('to_k'));
+  const v = g.linear(context, w.scope('to_v'));
+  return g.linear(g.attention(q, k, v, { heads }), w.scope('to_out.0'));
+}
+
+function feedForward(g: GraphBuilder, w: WeightScope, x: Value): Value {
+  const proj = g.linear(x, w.scope('net.0.proj'));
+  const inner = (proj.shape[2] as number) / 2;
+  // GEGLU: the projection holds [value, gate] in that order.
+  const [value, gate] = g.split(proj, [inner, inner], 2);
+  return g.linear(g.mul(value, g.gelu(gate)), w.scope('net.2'));
+}
+
+function basicTransformerBlock(g: GraphBuilder, w: WeightScope, x: Value, context: Value, heads: number): Value {
+  const n1 = g.layerNorm(x, w.scope('norm1'), LN_EPS);
+  x = g.add(crossAttention(g, w.scope('attn1'), n1, n1, heads), x);
+  x = g.add(crossAttention(g, w.scope('attn2'), g.layerNorm(x, w.scope('norm2'), LN_EPS), context, heads), x);
+  return g.add(feedForward(g, w.scope('ff'), g.layerNorm(x, w.scope('norm3'), LN_EPS)), x);
+}
+
+function spatialTransformer(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, x: Value, context: Value): Value {
+  const c = x.shape[1] as number;
+  const heads = headsFor(cfg, c);
+  const toTokens = (v: Value) => g.transpose(g.reshape(v, [0, 0, -1]), [0, 2, 1]);
+  const fromTokens = (v: Value) => g.reshapeAs(g.transpose(v, [0, 2, 1]), x);
+  let h = g.groupNorm(x, w.scope('norm'), GROUPS, ATTN_NORM_EPS);
+  if (cfg.linearProjection) h = g.linear(toTokens(h), w.scope('proj_in'));
+  else h = toTokens(g.conv2d(h, w.scope('proj_in')));
+  for (let i = 0; w.has(`transformer_blocks.${i}.norm1.weight`); i++) {
+    h = basicTransformerBlock(g, w.scope(`transformer_blocks.${i}`), h, context, heads);
+  }
+  if (cfg.linearProjection) h = fromTokens(g.linear(h, w.scope('proj_out')));
+  else h = g.conv2d(fromTokens(h), w.scope('proj_out'));
+  return g.add(h, x);
+}
+
+function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: readonly BlockKind[], h: Value, emb: Value, context: Value): Value {
+  kinds.forEach((kind, m) => {
+    const lw = w.scope(m);
+    if (kind === 'res') h = resBlock(g, lw, h, emb);
+    else if (kind === 'attn') h = spatialTransformer(g, cfg, lw, h, context);
+    else if (kind === 'down') h = g.conv2d(h, lw.scope('op'), { stride: 2, padding: 1 });
+    else h = g.conv2d(g.upsampleNearest(h, 2), lw.scope('conv'), { padding: 1 });
+  });
+  return h;
+}
+
+/**
+ * Builds UNetModel(x, timesteps, context) → eps or v. `w` is scoped at `model.diffusion_model`.
+ * Inputs: `x` [B, C, H, W], `timesteps` [B] (fractional allowed), `context` [B, T, ctx].
+ */
+export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: { x: Value; timesteps: Value; context: Value }): Value {
+  const t = timestepEmbedding(g, io.timesteps, cfg.modelChannels);
+  const emb = g.linear(g.silu(g.linear(t, w.scope('time_embed.0'))), w.scope('time_embed.2'));
+
+  let h = g.conv2d(io.x, w.scope('input_blocks.0.0'), { padding: 1 });
+  const skips: Value[] = [h];
+  cfg.inputBlocks.forEach((kinds, i) => {
+    h = runBlock(g, cfg, w.scope(`input_blocks.${i + 1}`), kinds, h, emb, io.context);
+    skips.push(h);
+  });
+  const mid: BlockKind[] = cfg.middleHasAttention ? ['res', 'attn', 'res'] : ['res', 'res'];
+  h = runBlock(g, cfg, w.scope('middle_block'), mid, h, emb, io.context);
+  cfg.outputBlocks.forEach((kinds, i) => {
+    const skip = skips.pop();
+    if (!skip) throw new Error('UNet has more output blocks than skip connections');
+    h = runBlock(g, cfg, w.scope(`output_blocks.${i}`), kinds, g.concat([h, skip], 1), emb, io.context);
+  });
+  h = g.silu(g.groupNorm(h, w.scope('out.0'), GROUPS, RES_EPS));
+  return g.conv2d(h, w.scope('out.2'), { padding: 1 });
+}
+
+/** Reads the block layout and widths off the key tree and tensor shapes. */
+export function detectUNet(keys: ReadonlySet<string>, shape: (key: string) => readonly number[] | undefined, prefix: string, heads: UNetConfig['heads']): UNetConfig {
+  const k = (s: string) => `${prefix}${s}`;
+  const conv0 = shape(k('input_blocks.0.0.weight'));
+  const out = shape(k('out.2.weight'));
+  if (!conv0 || !out) throw new Error(`no UNet found (missing ${k('input_blocks.0.0.weight')} or ${k('out.2.weight')})`);
+  const layerKinds = (block: string): BlockKind[] => {
+    const kinds: BlockKind[] = [];
+    for (let m = 0; ; m++) {
+      const p = `${block}.${m}.`;
+      if (keys.has(k(`${p}in_layers.0.weight`))) kinds.push('res');
+      else if (keys.has(k(`${p}proj_in.weight`))) kinds.push('attn');
+      else if (keys.has(k(`${p}op.weight`))) kinds.push('down');
+      else if (keys.has(k(`${p}conv.weight`))) kinds.push('up');
+      else break;
+    }
+    return kinds;
+  };
+  const inputBlocks: BlockKind[][] = [];
+  for (let i = 1; keys.has(k(`input_blocks.${i}.0.in_layers.0.weight`)) || keys.has(k(`input_blocks.${i}.0.op.weight`)); i++) inputBlocks.push(layerKinds(`input_blocks.${i}`));
+  const outputBlocks: BlockKind[][] = [];
+  for (let i = 0; keys.has(k(`output_blocks.${i}.0.in_layers.0.weight`)); i++) outputBlocks.push(layerKinds(`output_blocks.${i}`));
+  if (outputBlocks.length !== inputBlocks.length + 1) {
+    throw new Error(`UNet has ${inputBlocks.length + 1} input blocks but ${outputBlocks.length} output blocks`);
+  }
+  const anyAttn = [...keys].find((key) => key.startsWith(prefix) && key.endsWith('.attn2.to_k.weight'));
+  const contextDim = anyAttn ? shape(anyAttn)![1] : 0;
+  const projIn = [...keys].find((key) => key.startsWith(prefix) && key.endsWith('.proj_in.weight'));
+  return {
+    inChannels: conv0[1], outChannels: out[0], modelChannels: conv0[0], contextDim, heads,
+    linearProjection: projIn ? shape(projIn)!.length === 2 : false,
+    inputBlocks, outputBlocks,
+    middleHasAttention: keys.has(k('middle_block.1.proj_in.weight')),
+  };
+}
