@@ -28,6 +28,8 @@ export interface AttentionOptions {
   readonly heads: number;
   /** Defaults to head_dim^-0.5. */
   readonly scale?: number;
+  /** Additive bias on the logits, broadcastable to [B, heads, S, L] (a causal mask, for instance). */
+  readonly bias?: Value;
 }
 
 type Operand = Value | number;
@@ -258,6 +260,10 @@ export class GraphBuilder {
   sin(x: Value): Value { return this.unary('Sin', x); }
   cos(x: Value): Value { return this.unary('Cos', x); }
 
+  clip(x: Value, min: number, max: number): Value {
+    return this.op1('Clip', [x, this.scalar(min, x.type), this.scalar(max, x.type)], x.type, x.shape);
+  }
+
   /** x·sigmoid(x); ONNX Runtime fuses the pair. */
   silu(x: Value): Value {
     return this.mul(x, this.sigmoid(x));
@@ -412,9 +418,22 @@ export class GraphBuilder {
     if (dimEq(k.shape[1], v.shape[1]) === false) throw new Error('attention: k and v token counts differ');
     broadcastShapes([q.shape[0]], [k.shape[0]], 'attention batch');
     const scale = options.scale ?? 1 / Math.sqrt(dq / heads);
-    return this.op1('Attention', [q, k, v], q.type, [q.shape[0], q.shape[1], dv], {
+    const inputs = [q, k, v];
+    if (options.bias) {
+      if (options.bias.shape.length !== 4) throw new Error(`attention: bias must be 4-D [B|1, heads|1, S, L], got ${formatShape(options.bias.shape)}`);
+      inputs.push(options.bias);
+    }
+    return this.op1('Attention', inputs, q.type, [q.shape[0], q.shape[1], dv], {
       num_heads: { i: heads }, scale: { f: scale },
     }, 'latentkit');
+  }
+
+  /** Causal mask as an additive bias [1, 1, n, n]: 0 on and below the diagonal, a large negative above. */
+  causalMask(n: number): Value {
+    const m = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) m[i * n + j] = -Infinity;
+    const t = Tensor.f32([1, 1, n, n], m);
+    return this.constant(this.dtype === 'f16' ? t.to('f16') : t, 'causal');
   }
 
   // ---- layout ----------------------------------------------------------------------------------

@@ -43,13 +43,14 @@ type ProtoNode = onnxProto.onnx.INodeProto;
 
 /** Plain-op attention: split heads, softmax(q·kᵀ·scale)·v, merge heads. */
 function lowerAttention(n: Node, fused: boolean): ProtoNode[] {
-  const [q, k, v] = n.inputs;
+  const [q, k, v, bias] = n.inputs;
   const out = n.outputs[0];
   const heads = (n.attrs.num_heads as { i: number }).i;
   const scale = (n.attrs.scale as { f: number }).f;
   if (fused) {
     return [{
-      opType: 'MultiHeadAttention', domain: 'com.microsoft', input: [q, k, v], output: [out], name: out,
+      // inputs: query, key, value, bias, key_padding_mask, attention_bias
+      opType: 'MultiHeadAttention', domain: 'com.microsoft', input: bias ? [q, k, v, '', '', bias] : [q, k, v], output: [out], name: out,
       attribute: [attrProto('num_heads', { i: heads }), attrProto('scale', { f: scale })],
     }];
   }
@@ -71,7 +72,8 @@ function lowerAttention(n: Node, fused: boolean): ProtoNode[] {
     { opType: 'MatMul', input: [qt, kt], output: [`${p}logits`] },
     constF32(`${p}scale_f`, scale),
     { opType: 'CastLike', input: [`${p}scale_f`, `${p}logits`], output: [`${p}scale`] },
-    { opType: 'Mul', input: [`${p}logits`, `${p}scale`], output: [`${p}scaled`] },
+    { opType: 'Mul', input: [`${p}logits`, `${p}scale`], output: [bias ? `${p}scaled0` : `${p}scaled`] },
+    ...(bias ? [{ opType: 'Add', input: [`${p}scaled0`, bias], output: [`${p}scaled`] }] : []),
     { opType: 'Softmax', input: [`${p}scaled`], output: [`${p}probs`], attribute: [attrProto('axis', { i: -1 })] },
     { opType: 'MatMul', input: [`${p}probs`, vt], output: [`${p}ctx`] },
     { opType: 'Transpose', input: [`${p}ctx`], output: [`${p}ctxt`], attribute: [attrProto('perm', { ints: [0, 2, 1, 3] })] },

@@ -245,3 +245,30 @@ test('shape errors name the op and both shapes', () => {
   assert.throws(() => g.transpose(a, [0, 0, 1]), /not a permutation/);
   assert.throws(() => g.finish(), /no outputs/);
 });
+
+test('attention with a causal mask (as CLIP uses), fused and plain', async () => {
+  const n = 7;
+  const q = R.random([3, n, 6], 90);
+  const k = R.random([3, n, 6], 91);
+  const v = R.random([3, n, 6], 92);
+  // Reference: masked positions get −inf before the softmax.
+  const want = (() => {
+    const out = new Float64Array(3 * n * 6);
+    const [qs, ks, vs] = [f32(q), f32(k), f32(v)];
+    for (let b = 0; b < 3; b++) for (let h = 0; h < 2; h++) for (let i = 0; i < n; i++) {
+      const logits = Array.from({ length: i + 1 }, (_, j) => {
+        let d = 0;
+        for (let t = 0; t < 3; t++) d += qs.data[(b * n + i) * 6 + h * 3 + t] * ks.data[(b * n + j) * 6 + h * 3 + t];
+        return d / Math.sqrt(3);
+      });
+      const p = R.softmax(R.arr([i + 1], logits)).data;
+      for (let t = 0; t < 3; t++) out[(b * n + i) * 6 + h * 3 + t] = p.reduce((s, pj, j) => s + pj * vs.data[(b * n + j) * 6 + h * 3 + t], 0);
+    }
+    return R.arr([3, n, 6], out);
+  })();
+  for (const fused of [true, false]) {
+    await check(`causal attention ${fused ? 'fused' : 'plain'}`, {
+      inputs: { q, k, v }, fusedAttention: fused, build: (g, x) => g.attention(x.q, x.k, x.v, { heads: 2, bias: g.causalMask(n) }),
+    }, want);
+  }
+});
