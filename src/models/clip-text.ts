@@ -79,7 +79,9 @@ export function detectClipText(keys: ReadonlySet<string>, shape: (key: string) =
   while (keys.has(layerKey(layers))) layers++;
   const pos = shape(hf ? `${prefix}embeddings.position_embedding.weight` : `${prefix}positional_embedding`);
   const h = heads ?? width / 64;
-  if (!Number.isInteger(h) || width % h !== 0) throw new Error(`text encoder width ${width} does not split into ${h} heads`);
+  if (!Number.isInteger(h) || h < 1 || width % h !== 0) {
+    throw new Error(heads ? `text encoder width ${width} does not split into ${heads} heads` : `text encoder width ${width} is not a multiple of CLIP's 64-wide heads; give the head count (--text-heads N)`);
+  }
   return {
     layout: hf ? 'hf' : 'openclip', width, layers, heads: h, contextLength: pos?.[0] ?? 77,
     activation: hf ? 'quick_gelu' : 'gelu',

@@ -1,0 +1,123 @@
+// A loaded SD1/SD2 checkpoint: its detected architecture and lazily built ONNX Runtime sessions for
+// the text encoder, the UNet and the VAE.
+import { GraphBuilder } from '../graph/builder.js';
+import type { WeightSource } from '../graph/weights.js';
+import { SessionCache, type Device, type RuntimeOptions, type Session } from '../runtime/session.js';
+import { Tensor } from '../tensor/tensor.js';
+import { buildClipText, type ClipTextConfig } from './clip-text.js';
+import { buildUNet, type UNetConfig } from './unet.js';
+import { buildVaeDecoder, buildVaeEncoder } from './vae.js';
+
+export type Family = 'sd1' | 'sd2';
+export type Prediction = 'eps' | 'v';
+
+export interface ModelParts {
+  readonly path: string;
+  readonly family: Family;
+  readonly prediction: Prediction;
+  readonly unet: UNetConfig;
+  readonly text: ClipTextConfig;
+  /** Key prefixes of each part inside its weight source. */
+  readonly prefixes: { readonly unet: string; readonly text: string; readonly vae: string };
+  readonly weights: { readonly unet: WeightSource; readonly text: WeightSource; readonly vae: WeightSource };
+  /** Token id that fills the 77 positions after EOS: SD1's tokenizer pads with EOS (49407), OpenCLIP with 0. */
+  readonly padTokenId: number;
+  /**
+   * The family's own conditioning layer, counted from the end as A1111's clip skip: 1 = last layer
+   * (SD1), 2 = penultimate (SD2). A user's clip skip never goes below this.
+   */
+  readonly textSkipBase: number;
+  /** Layers of the original text encoder missing from the file (diffusers SD2 drops OpenCLIP's last one). */
+  readonly textLayersRemoved: number;
+  /** The checkpoint's own alphas_cumprod buffer when it has one (float32, 1000 entries). */
+  readonly alphasCumprod?: Float32Array;
+  /** Frees file handles. */
+  readonly close: () => Promise<void>;
+}
+
+export class StableDiffusionModel {
+  /** VAE latent scale factor (SD1 and SD2). */
+  readonly scaleFactor = 0.18215;
+  readonly latentChannels: number;
+  private readonly sessions = new SessionCache();
+
+  constructor(readonly parts: ModelParts, readonly runtime: RuntimeOptions = {}) {
+    this.latentChannels = parts.unet.inChannels;
+  }
+
+  get path(): string { return this.parts.path; }
+  get family(): Family { return this.parts.family; }
+  get prediction(): Prediction { return this.parts.prediction; }
+  get device(): Device { return this.runtime.device ?? 'cpu'; }
+  get padTokenId(): number { return this.parts.padTokenId; }
+  get contextLength(): number { return this.parts.text.contextLength; }
+
+  private builder(w: WeightSource): GraphBuilder {
+    return new GraphBuilder({ weights: w, dtype: this.device === 'cpu' ? 'f32' : 'f16' });
+  }
+
+  private get io(): 'f32' | 'f16' {
+    return this.device === 'cpu' ? 'f32' : 'f16';
+  }
+
+  private async session(build: (g: GraphBuilder) => void, w: WeightSource): Promise<Session> {
+    const g = this.builder(w);
+    build(g);
+    return this.sessions.get(g.finish(), w, this.runtime);
+  }
+
+  /**
+   * Token ids [B, 77] → hidden states [B, 77, W]. clipSkip 1 is the last layer; 2 the penultimate
+   * followed by the final layer norm, as A1111 defines it. SD2 always conditions on the penultimate.
+   */
+  async encodeText(ids: Tensor, clipSkip = 1): Promise<Tensor> {
+    const cfg = this.parts.text;
+    const layers = cfg.layers + this.parts.textLayersRemoved - (Math.max(clipSkip, this.parts.textSkipBase) - 1);
+    const w = this.parts.weights.text;
+    const s = await this.session((g) => {
+      const x = g.input('ids', ['B', cfg.contextLength], 'i64');
+      g.output(g.cast(buildClipText(g, g.scope(this.parts.prefixes.text), cfg, x, layers), this.io), 'hidden');
+    }, w);
+    const out = await s.run({ ids });
+    return out.hidden.to('f32');
+  }
+
+  /** The raw UNet: eps or v for x at (fractional) timesteps under the given context. */
+  async predict(x: Tensor, timesteps: Tensor, context: Tensor): Promise<Tensor> {
+    const cfg = this.parts.unet;
+    const s = await this.session((g) => {
+      const xi = g.input('x', ['B', cfg.inChannels, 'H', 'W'], this.io);
+      const t = g.input('timesteps', ['B'], this.io);
+      const c = g.input('context', ['B', 'T', cfg.contextDim], this.io);
+      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c }), 'out');
+    }, this.parts.weights.unet);
+    const out = await s.run({ x: x.to(this.io), timesteps: timesteps.to(this.io), context: context.to(this.io) });
+    return out.out.to('f32');
+  }
+
+  /** decoder(post_quant_conv(z)) for z already divided by the scale factor; values in about [-1, 1]. */
+  async decode(z: Tensor): Promise<Tensor> {
+    const s = await this.session((g) => {
+      const zi = g.input('z', ['B', this.latentChannels, 'H', 'W'], this.io);
+      g.output(buildVaeDecoder(g, g.scope(this.parts.prefixes.vae), zi), 'image');
+    }, this.parts.weights.vae);
+    return (await s.run({ z: z.to(this.io) })).image.to('f32');
+  }
+
+  /** The posterior of an image in [-1, 1]: mean and (clamped) log-variance, unscaled. */
+  async encode(image: Tensor): Promise<{ mean: Tensor; logvar: Tensor }> {
+    const s = await this.session((g) => {
+      const x = g.input('image', ['B', 3, 'H', 'W'], this.io);
+      const p = buildVaeEncoder(g, g.scope(this.parts.prefixes.vae), x);
+      g.output(p.mean, 'mean');
+      g.output(p.logvar, 'logvar');
+    }, this.parts.weights.vae);
+    const out = await s.run({ image: image.to(this.io) });
+    return { mean: out.mean.to('f32'), logvar: out.logvar.to('f32') };
+  }
+
+  async close(): Promise<void> {
+    await this.sessions.clear();
+    await this.parts.close();
+  }
+}
