@@ -1,0 +1,171 @@
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { Command, Option } from 'commander';
+import { writeSafetensors } from '../formats/safetensors.js';
+import { loadCheckpoint } from '../models/checkpoint.js';
+import { PROFILES, type ProfileName, type RngName } from '../pipelines/profiles.js';
+import { checkTxt2ImgOptions, txt2img, type Progress } from '../pipelines/txt2img.js';
+import { DEVICES, type Device } from '../runtime/session.js';
+import { ClipTokenizer } from '../text/clip-tokenizer.js';
+import { Tensor } from '../tensor/tensor.js';
+import { floatOption, intOption } from './options.js';
+
+interface GenerateFlags {
+  model: string;
+  prompt: string;
+  negative: string;
+  steps: number;
+  cfg: number;
+  sampler: string;
+  scheduler: string;
+  seed?: number;
+  rng?: RngName;
+  profile: ProfileName;
+  width: number;
+  height: number;
+  batch: number;
+  clipSkip: number;
+  eta?: number;
+  variationSeed?: number;
+  variationStrength?: number;
+  ensd?: number;
+  out?: string;
+  saveLatent?: string;
+  vae?: string;
+  prediction?: 'eps' | 'v';
+  clipVocab?: string;
+  device: Device;
+  threads?: number;
+  unetHeads?: number;
+  unetHeadWidth?: number;
+  textHeads?: number;
+}
+
+/** A free name: FILE, else FILE-1, FILE-2 … — an existing image is never overwritten. */
+async function claimPath(wanted: string): Promise<string> {
+  const ext = extname(wanted);
+  const stem = wanted.slice(0, wanted.length - ext.length);
+  for (let i = 0; ; i++) {
+    const candidate = i === 0 ? wanted : `${stem}-${i}${ext}`;
+    try {
+      const fh = await open(candidate, 'wx');
+      await fh.close();
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${candidate}: cannot write (${(err as Error).message})`, { cause: err });
+    }
+  }
+}
+
+/** Writes next to the target and renames, so a crash leaves either nothing or the whole file. */
+async function writeAtomic(path: string, data: Buffer): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+function defaultOut(seed: number): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return resolve('outputs', `${stamp}-${seed}.png`);
+}
+
+async function generate(flags: GenerateFlags): Promise<void> {
+  if (flags.variationStrength !== undefined && flags.variationSeed === undefined) {
+    throw new Error('--variation-strength needs --variation-seed');
+  }
+  const seed = flags.seed ?? Math.floor(Math.random() * 4294967295);
+  const request = {
+    prompt: flags.prompt, negativePrompt: flags.negative, width: flags.width, height: flags.height, steps: flags.steps,
+    cfgScale: flags.cfg, sampler: flags.sampler, scheduler: flags.scheduler, seed, rng: flags.rng, profile: flags.profile,
+    batchSize: flags.batch, clipSkip: flags.clipSkip, eta: flags.eta, variationSeed: flags.variationSeed,
+    variationStrength: flags.variationStrength, etaNoiseSeedDelta: flags.ensd,
+  };
+  checkTxt2ImgOptions(request);
+  const model = await loadCheckpoint(flags.model, {
+    device: flags.device, threads: flags.threads, vae: flags.vae, prediction: flags.prediction,
+    unetHeads: flags.unetHeads, unetHeadWidth: flags.unetHeadWidth, textHeads: flags.textHeads,
+  });
+  try {
+    const tokenizer = await ClipTokenizer.load({ path: flags.clipVocab, modelPath: flags.model, hint: 'pass --clip-vocab DIR (a folder with vocab.json and merges.txt)' });
+    const bar = process.stderr.isTTY
+      ? new cliProgress.SingleBar({ format: 'sampling |{bar}| {value}/{total} steps | {duration_formatted} elapsed, eta {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+      : undefined;
+    const onProgress = (p: Progress) => {
+      if (!bar) return;
+      if (p.step === 1) bar.start(p.total, 0);
+      bar.update(p.step);
+    };
+    let result;
+    try {
+      result = await txt2img(model, { ...request, tokenizer, onProgress });
+    } finally {
+      bar?.stop();
+    }
+    const out = resolve(flags.out ?? defaultOut(seed));
+    await mkdir(dirname(out), { recursive: true });
+    for (const [i, image] of result.images.entries()) {
+      const wanted = result.images.length > 1 ? out.replace(/(\.png)?$/i, `-${i}.png`) : out;
+      const path = await claimPath(wanted);
+      await writeAtomic(path, image.png);
+      console.log(`wrote ${path} (seed ${image.seed})`);
+    }
+    if (flags.saveLatent) {
+      // ComfyUI's SaveLatent format: the latent in the VAE's space (sampler output ÷ scale factor).
+      const latent = Float32Array.from(result.latents, (v) => v / model.scaleFactor);
+      const path = await claimPath(resolve(flags.saveLatent));
+      await writeSafetensors(path, {
+        latent_tensor: Tensor.f32(result.latentShape, latent),
+        latent_format_version_0: Tensor.f32([0]),
+      });
+      console.log(`wrote ${path} (latent [${result.latentShape.join(', ')}])`);
+    }
+  } finally {
+    await model.close();
+  }
+}
+
+export function registerGenerate(program: Command): void {
+  program.command('generate')
+    .description('text to image: write a PNG with A1111-style "parameters" metadata')
+    .requiredOption('-m, --model <path>', 'checkpoint (.safetensors / .ckpt, SD 1.x or 2.x) or diffusers folder')
+    .requiredOption('-p, --prompt <text>', 'what to draw')
+    .option('-n, --negative <text>', 'negative prompt', '')
+    .option('--steps <n>', 'sampling steps', intOption('--steps', 1, 1000), 20)
+    .option('--cfg <x>', 'classifier-free guidance scale', floatOption('--cfg', 0, 100), 7)
+    .option('--sampler <name>', 'ComfyUI id (euler, dpmpp_2m, …) or A1111 name ("DPM++ 2M Karras")', 'euler')
+    .option('--scheduler <name>', 'normal, karras, exponential, sgm_uniform, simple, ddim_uniform, beta, … or automatic', 'automatic')
+    .option('--seed <n>', 'seed (random when omitted)', intOption('--seed', 0, Number.MAX_SAFE_INTEGER))
+    .addOption(new Option('--rng <source>', 'noise source: gpu/nv (A1111 Philox) or cpu (torch CPU generator); default by profile').choices(['cpu', 'gpu', 'nv']))
+    .addOption(new Option('--profile <name>', 'reproduce the image of this tool for the same seed').choices([...PROFILES]).default('a1111'))
+    .option('-W, --width <px>', 'image width, a multiple of 8', intOption('--width', 8, 8192), 512)
+    .option('-H, --height <px>', 'image height, a multiple of 8', intOption('--height', 8, 8192), 512)
+    .option('--batch <n>', 'images per run', intOption('--batch', 1, 64), 1)
+    .option('--clip-skip <n>', 'stop the text encoder this many layers from the end (A1111 clip skip)', intOption('--clip-skip', 1, 12), 1)
+    .option('--eta <x>', 'noise amount of ancestral / SDE samplers', floatOption('--eta', 0, 10))
+    .option('--variation-seed <n>', 'A1111 variation seed', intOption('--variation-seed', 0, Number.MAX_SAFE_INTEGER))
+    .option('--variation-strength <x>', 'A1111 variation strength, 0–1', floatOption('--variation-strength', 0, 1))
+    .option('--ensd <n>', 'A1111 eta noise seed delta', intOption('--ensd', 0, Number.MAX_SAFE_INTEGER))
+    .option('-o, --out <file>', 'output PNG (never overwritten: -1, -2 … are appended); default outputs/<time>-<seed>.png')
+    .option('--save-latent <file>', 'also save the final latent as ComfyUI SaveLatent safetensors')
+    .option('--vae <file>', 'a separate VAE that replaces the checkpoint\'s')
+    .addOption(new Option('--prediction <type>', 'override the prediction type').choices(['eps', 'v']))
+    .option('--clip-vocab <dir>', 'folder (or file) with the CLIP vocabulary: vocab.json + merges.txt or bpe_simple_vocab_16e6.txt.gz')
+    .addOption(new Option('--device <name>', 'execution provider').choices([...DEVICES]).default('cpu'))
+    .option('--threads <n>', 'CPU threads (default: all cores)', intOption('--threads', 1, 1024))
+    .option('--unet-heads <n>', 'UNet attention heads (custom models; SD1 default 8)', intOption('--unet-heads', 1, 1024))
+    .option('--unet-head-width <n>', 'UNet attention head width (custom models; SD2 default 64)', intOption('--unet-head-width', 1, 4096))
+    .option('--text-heads <n>', 'text-encoder attention heads (custom models; default width/64)', intOption('--text-heads', 1, 1024))
+    .action(generate);
+}
