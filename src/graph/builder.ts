@@ -22,6 +22,8 @@ export interface Conv2dOptions {
   readonly padding?: number | readonly [number, number] | readonly [number, number, number, number];
   readonly dilation?: number | readonly [number, number];
   readonly groups?: number;
+  /** Expected (square) kernel size, checked against the weight when it comes from a scope. */
+  readonly kernel?: number;
 }
 
 export interface AttentionOptions {
@@ -165,7 +167,7 @@ export class GraphBuilder {
     const info = this.source.info(key);
     if (!info) {
       const exp = expected ? ` (expected shape ${formatShape(expected.map((d) => d ?? '?'))})` : '';
-      throw new Error(`missing weight '${key}'${exp} in ${this.source.id}`);
+      throw new Error(`missing weight '${key}'${exp} in ${this.source.label ?? this.source.id}`);
     }
     checkWeightShape(key, info.shape, expected);
     const transforms = (Array.isArray(transform) ? transform : [transform]) as readonly WeightTransform[];
@@ -331,7 +333,8 @@ export class GraphBuilder {
     let b = bias;
     if (w instanceof WeightScope) {
       const cin = typeof c === 'number' ? c / groups : undefined;
-      weight = w.get('weight', [undefined, cin, undefined, undefined]);
+      const k = options.kernel;
+      weight = w.get('weight', [undefined, cin, k, k]);
       if (w.has('bias')) b = w.get('bias', [weight.shape[0] as number]);
     } else weight = w;
     if (weight.shape.length !== 4) throw new Error(`conv2d weight must be 4-D, got ${formatShape(weight.shape)}`);

@@ -6,6 +6,8 @@ import { formatShape, type Shape } from './types.js';
 export interface WeightSource {
   /** Identity of the weights, used in session cache keys (file path + size + mtime, or a patch id). */
   readonly id: string;
+  /** What error messages call it (the file path); defaults to `id`. */
+  readonly label?: string;
   info(key: string): TensorInfo | undefined;
   read(key: string): Promise<Tensor>;
 }
@@ -64,5 +66,5 @@ export class MemoryWeights implements WeightSource {
 
 /** A StateDict seen as a WeightSource; `id` should identify the file's content (path + size + mtime). */
 export function stateDictWeights(sd: { path: string; info(key: string): TensorInfo | undefined; read(key: string): Promise<Tensor> }, id: string = sd.path): WeightSource {
-  return { id, info: (key) => sd.info(key), read: (key) => sd.read(key) };
+  return { id, label: sd.path, info: (key) => sd.info(key), read: (key) => sd.read(key) };
 }

@@ -54,7 +54,9 @@ export async function describeSingleFile(path: string, sd: StateDict, options: L
   const keys = sd.keys();
   const keySet = new Set(keys);
   const shape = (k: string) => sd.info(k)?.shape;
-  if (!keySet.has(`${UNET}.input_blocks.0.0.weight`)) throw new Error(describeNonCheckpoint(path, keys));
+  if (!keySet.has(`${UNET}.input_blocks.0.0.weight`) || keys.some((k) => k.startsWith('conditioner.embedders.'))) {
+    throw new Error(describeNonCheckpoint(path, keys));
+  }
   const textPrefix = keySet.has(`${TEXT_HF}.embeddings.token_embedding.weight`) ? TEXT_HF
     : keySet.has(`${TEXT_OPENCLIP}.token_embedding.weight`) ? TEXT_OPENCLIP : undefined;
   if (!textPrefix) throw new Error(`${path}: no text encoder found (expected '${TEXT_HF}.*' for SD1 or '${TEXT_OPENCLIP}.*' for SD2)`);
@@ -85,6 +87,16 @@ export async function describeSingleFile(path: string, sd: StateDict, options: L
   };
 }
 
+async function validated(model: StableDiffusionModel): Promise<StableDiffusionModel> {
+  try {
+    model.validate();
+    return model;
+  } catch (err) {
+    await model.close();
+    throw err;
+  }
+}
+
 /**
  * Loads an SD 1.x / 2.x checkpoint: a `.safetensors` / `.ckpt` file in the single-file LDM layout or
  * a diffusers folder. Only headers are read here; weights are read when a session first needs them.
@@ -97,7 +109,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     throw new Error(`${path}: no such file or folder`, { cause: err });
   }
   const runtime: RuntimeOptions = { device: options.device, threads: options.threads, fusedAttention: options.fusedAttention };
-  if (info.isDirectory()) return new StableDiffusionModel(await openDiffusersFolder(path, options), runtime);
+  if (info.isDirectory()) return validated(new StableDiffusionModel(await openDiffusersFolder(path, options), runtime));
 
   const sd = await openStateDict(path);
   try {
@@ -111,7 +123,7 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
       weights: { unet: source, text: source, vae: vae.source },
       close: async () => { await vae.close(); await sd.close(); },
     };
-    return new StableDiffusionModel(parts, runtime);
+    return await validated(new StableDiffusionModel(parts, runtime));
   } catch (err) {
     await sd.close();
     throw err;

@@ -8,6 +8,7 @@ import type { StateDict, TensorInfo } from '../formats/state-dict.js';
 import type { WeightSource } from '../graph/weights.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { LoadOptions } from './checkpoint.js';
+import { stateDictWeights } from '../graph/weights.js';
 import { fileIdentity } from '../formats/file-identity.js';
 import { detectClipText, type ClipTextConfig } from './clip-text.js';
 import { ldmKeyMap, textLdmKey, unetLdmKey, vaeLdmKey, type UNetKeyLayout } from './diffusers-keys.js';
@@ -31,6 +32,10 @@ interface Part {
 
 class MappedWeights implements WeightSource {
   constructor(readonly id: string, private readonly part: Part, private readonly map: ReadonlyMap<string, string>) {}
+
+  get label(): string {
+    return this.part.label;
+  }
 
   info(key: string): TensorInfo | undefined {
     const src = this.map.get(key);
@@ -270,7 +275,7 @@ export async function openVaeWeights(path: string): Promise<{ source: WeightSour
     const prefix = hasPrefix(keys, `${VAE}.decoder.`) ? VAE : hasPrefix(keys, 'decoder.') ? '' : undefined;
     if (prefix === undefined) throw new Error(`${path}: not a VAE (no 'decoder.*' or '${VAE}.decoder.*' weights)`);
     const id = await fileIdentity(path);
-    return { source: { id, info: (k) => sd.info(k), read: (k) => sd.read(k) }, prefix, close };
+    return { source: stateDictWeights(sd, id), prefix, close };
   } catch (err) {
     await close();
     throw err;

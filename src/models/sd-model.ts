@@ -66,6 +66,50 @@ export class StableDiffusionModel {
     return this.sessions.get(g.finish(), w, this.runtime);
   }
 
+  private textGraph(layers: number) {
+    const cfg = this.parts.text;
+    return (g: GraphBuilder) => {
+      const x = g.input('ids', ['B', cfg.contextLength], 'i64');
+      g.output(g.cast(buildClipText(g, g.scope(this.parts.prefixes.text), cfg, x, layers), this.io), 'hidden');
+    };
+  }
+
+  private unetGraph() {
+    const cfg = this.parts.unet;
+    return (g: GraphBuilder) => {
+      const xi = g.input('x', ['B', cfg.inChannels, 'H', 'W'], this.io);
+      const t = g.input('timesteps', ['B'], this.io);
+      const c = g.input('context', ['B', 'T', cfg.contextDim], this.io);
+      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c }), 'out');
+    };
+  }
+
+  private decoderGraph() {
+    return (g: GraphBuilder) => {
+      const zi = g.input('z', ['B', this.latentChannels, 'H', 'W'], this.io);
+      g.output(buildVaeDecoder(g, g.scope(this.parts.prefixes.vae), zi), 'image');
+    };
+  }
+
+  /**
+   * Builds the text-encoder, UNet and VAE-decoder graphs without reading any weight, so a checkpoint
+   * with a missing or misshapen tensor fails at load time with the key, both shapes and the file.
+   */
+  validate(): void {
+    const { weights, path } = this.parts;
+    const checks: [(g: GraphBuilder) => void, WeightSource][] = [
+      [this.textGraph(this.parts.text.layers), weights.text], [this.unetGraph(), weights.unet], [this.decoderGraph(), weights.vae],
+    ];
+    for (const [build, w] of checks) {
+      try {
+        build(this.builder(w));
+      } catch (err) {
+        const msg = (err as Error).message;
+        throw new Error(msg.includes(path) ? msg : `${path}: ${msg}`, { cause: err });
+      }
+    }
+  }
+
   /**
    * Token ids [B, 77] → hidden states [B, 77, W]. clipSkip 1 is the last layer; 2 the penultimate
    * followed by the final layer norm, as A1111 defines it. SD2 always conditions on the penultimate.
@@ -73,34 +117,22 @@ export class StableDiffusionModel {
   async encodeText(ids: Tensor, clipSkip = 1): Promise<Tensor> {
     const cfg = this.parts.text;
     const layers = cfg.layers + this.parts.textLayersRemoved - (Math.max(clipSkip, this.parts.textSkipBase) - 1);
-    const w = this.parts.weights.text;
-    const s = await this.session((g) => {
-      const x = g.input('ids', ['B', cfg.contextLength], 'i64');
-      g.output(g.cast(buildClipText(g, g.scope(this.parts.prefixes.text), cfg, x, layers), this.io), 'hidden');
-    }, w);
+    if (layers < 1) throw new Error(`clip skip ${clipSkip} is more than the text encoder's ${cfg.layers} layers`);
+    const s = await this.session(this.textGraph(layers), this.parts.weights.text);
     const out = await s.run({ ids });
     return out.hidden.to('f32');
   }
 
   /** The raw UNet: eps or v for x at (fractional) timesteps under the given context. */
   async predict(x: Tensor, timesteps: Tensor, context: Tensor): Promise<Tensor> {
-    const cfg = this.parts.unet;
-    const s = await this.session((g) => {
-      const xi = g.input('x', ['B', cfg.inChannels, 'H', 'W'], this.io);
-      const t = g.input('timesteps', ['B'], this.io);
-      const c = g.input('context', ['B', 'T', cfg.contextDim], this.io);
-      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c }), 'out');
-    }, this.parts.weights.unet);
+    const s = await this.session(this.unetGraph(), this.parts.weights.unet);
     const out = await s.run({ x: x.to(this.io), timesteps: timesteps.to(this.io), context: context.to(this.io) });
     return out.out.to('f32');
   }
 
   /** decoder(post_quant_conv(z)) for z already divided by the scale factor; values in about [-1, 1]. */
   async decode(z: Tensor): Promise<Tensor> {
-    const s = await this.session((g) => {
-      const zi = g.input('z', ['B', this.latentChannels, 'H', 'W'], this.io);
-      g.output(buildVaeDecoder(g, g.scope(this.parts.prefixes.vae), zi), 'image');
-    }, this.parts.weights.vae);
+    const s = await this.session(this.decoderGraph(), this.parts.weights.vae);
     return (await s.run({ z: z.to(this.io) })).image.to('f32');
   }
 

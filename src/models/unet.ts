@@ -44,12 +44,12 @@ function timestepEmbedding(g: GraphBuilder, t: Value, dim: number): Value {
 
 function resBlock(g: GraphBuilder, w: WeightScope, x: Value, emb: Value): Value {
   let h = g.silu(g.groupNorm(x, w.scope('in_layers.0'), GROUPS, RES_EPS));
-  h = g.conv2d(h, w.scope('in_layers.2'), { padding: 1 });
+  h = g.conv2d(h, w.scope('in_layers.2'), { padding: 1, kernel: 3 });
   const e = g.linear(g.silu(emb), w.scope('emb_layers.1'));
   h = g.add(h, g.reshape(e, [0, -1, 1, 1]));
   h = g.silu(g.groupNorm(h, w.scope('out_layers.0'), GROUPS, RES_EPS));
-  h = g.conv2d(h, w.scope('out_layers.3'), { padding: 1 });
-  const skip = w.has('skip_connection.weight') ? g.conv2d(x, w.scope('skip_connection')) : x;
+  h = g.conv2d(h, w.scope('out_layers.3'), { padding: 1, kernel: 3 });
+  const skip = w.has('skip_connection.weight') ? g.conv2d(x, w.scope('skip_connection'), { kernel: 1 }) : x;
   return g.add(skip, h);
 }
 
@@ -82,12 +82,12 @@ function spatialTransformer(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, x:
   const fromTokens = (v: Value) => g.reshapeAs(g.transpose(v, [0, 2, 1]), x);
   let h = g.groupNorm(x, w.scope('norm'), GROUPS, ATTN_NORM_EPS);
   if (cfg.linearProjection) h = g.linear(toTokens(h), w.scope('proj_in'));
-  else h = toTokens(g.conv2d(h, w.scope('proj_in')));
+  else h = toTokens(g.conv2d(h, w.scope('proj_in'), { kernel: 1 }));
   for (let i = 0; w.has(`transformer_blocks.${i}.norm1.weight`); i++) {
     h = basicTransformerBlock(g, w.scope(`transformer_blocks.${i}`), h, context, heads);
   }
   if (cfg.linearProjection) h = fromTokens(g.linear(h, w.scope('proj_out')));
-  else h = g.conv2d(fromTokens(h), w.scope('proj_out'));
+  else h = g.conv2d(fromTokens(h), w.scope('proj_out'), { kernel: 1 });
   return g.add(h, x);
 }
 
@@ -96,8 +96,8 @@ function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: reado
     const lw = w.scope(m);
     if (kind === 'res') h = resBlock(g, lw, h, emb);
     else if (kind === 'attn') h = spatialTransformer(g, cfg, lw, h, context);
-    else if (kind === 'down') h = g.conv2d(h, lw.scope('op'), { stride: 2, padding: 1 });
-    else h = g.conv2d(g.upsampleNearest(h, 2), lw.scope('conv'), { padding: 1 });
+    else if (kind === 'down') h = g.conv2d(h, lw.scope('op'), { stride: 2, padding: 1, kernel: 3 });
+    else h = g.conv2d(g.upsampleNearest(h, 2), lw.scope('conv'), { padding: 1, kernel: 3 });
   });
   return h;
 }
@@ -110,7 +110,7 @@ export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: 
   const t = timestepEmbedding(g, io.timesteps, cfg.modelChannels);
   const emb = g.linear(g.silu(g.linear(t, w.scope('time_embed.0'))), w.scope('time_embed.2'));
 
-  let h = g.conv2d(io.x, w.scope('input_blocks.0.0'), { padding: 1 });
+  let h = g.conv2d(io.x, w.scope('input_blocks.0.0'), { padding: 1, kernel: 3 });
   const skips: Value[] = [h];
   cfg.inputBlocks.forEach((kinds, i) => {
     h = runBlock(g, cfg, w.scope(`input_blocks.${i + 1}`), kinds, h, emb, io.context);
@@ -124,7 +124,7 @@ export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: 
     h = runBlock(g, cfg, w.scope(`output_blocks.${i}`), kinds, g.concat([h, skip], 1), emb, io.context);
   });
   h = g.silu(g.groupNorm(h, w.scope('out.0'), GROUPS, RES_EPS));
-  return g.conv2d(h, w.scope('out.2'), { padding: 1 });
+  return g.conv2d(h, w.scope('out.2'), { padding: 1, kernel: 3 });
 }
 
 /** Reads the block layout and widths off the key tree and tensor shapes. */

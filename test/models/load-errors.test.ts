@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSafetensors, writeSafetensors } from '../../src/formats/safetensors.js';
+import { loadCheckpoint } from '../../src/models/checkpoint.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { REF } from '../ref.js';
+import { TINY_OPTIONS } from '../pipelines/models.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'lk-load-'));
+
+/** A copy of tiny-sd1 with some tensors dropped or replaced. */
+async function variant(name: string, edit: (tensors: Map<string, Tensor>) => void): Promise<string> {
+  const src = await openSafetensors(`${REF}/ckpt/tiny-sd1.safetensors`);
+  const tensors = new Map<string, Tensor>();
+  for (const k of src.keys()) tensors.set(k, await src.read(k));
+  await src.close();
+  edit(tensors);
+  const path = join(dir, name);
+  await writeSafetensors(path, tensors);
+  return path;
+}
+
+test('a file that is not a checkpoint: one clear error naming the file', async () => {
+  const junk = join(dir, 'notes.ckpt');
+  await writeFile(junk, 'these are not weights');
+  await assert.rejects(loadCheckpoint(junk), new RegExp(`^Error: ${junk}: not a checkpoint`));
+  await assert.rejects(loadCheckpoint(`${REF}/out/tiny-sd1/unet.safetensors`), /unet\.safetensors: not a Stable Diffusion checkpoint/);
+  await assert.rejects(loadCheckpoint(join(dir, 'missing.safetensors')), /missing\.safetensors: no such file/);
+  const lora = join(dir, 'lora.safetensors');
+  await writeSafetensors(lora, { 'lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight': Tensor.f32([4, 32]) });
+  await assert.rejects(loadCheckpoint(lora), /lora\.safetensors: this is a LoRA, not a checkpoint/);
+});
+
+test('a checkpoint with a missing or misshapen tensor names the key, the shapes and the file', async () => {
+  const key = 'model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight';
+  const missing = await variant('missing.safetensors', (t) => t.delete(key));
+  await assert.rejects(loadCheckpoint(missing, TINY_OPTIONS['tiny-sd1']), (err: Error) => {
+    assert.match(err.message, new RegExp(`missing weight '${key.replace(/\./g, '\\.')}'`));
+    assert.ok(err.message.includes(missing), err.message);
+    return true;
+  });
+  const vaeKey = 'first_stage_model.decoder.mid.block_1.conv1.weight';
+  const wrong = await variant('wrong.safetensors', (t) => t.set(vaeKey, Tensor.f32([64, 64, 1, 1])));
+  await assert.rejects(loadCheckpoint(wrong, TINY_OPTIONS['tiny-sd1']), /weight 'first_stage_model\.decoder\.mid\.block_1\.conv1\.weight' has shape \[64, 64, 1, 1\] but the model expects/);
+});
+
+test('an unsupported family (SDXL) is named', async () => {
+  const sdxl = await variant('sdxl.safetensors', (t) => {
+    for (const k of [...t.keys()]) if (k.startsWith('cond_stage_model.')) t.delete(k);
+    t.set('conditioner.embedders.1.model.ln_final.weight', Tensor.f32([32]));
+  });
+  await assert.rejects(loadCheckpoint(sdxl, TINY_OPTIONS['tiny-sd1']), /sdxl\.safetensors: SDXL checkpoints are not supported yet/);
+});
