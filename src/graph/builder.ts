@@ -88,6 +88,7 @@ export class GraphBuilder {
   private readonly constants: ConstInit[] = [];
   private readonly scalarCache = new Map<string, Value>();
   private readonly names = new Set<string>();
+  private readonly shapes = new Map<string, Shape>();
   private counter = 0;
 
   constructor(options: BuilderOptions = {}) {
@@ -105,7 +106,9 @@ export class GraphBuilder {
   }
 
   private value(hint: string, type: ValueType, shape: Shape): Value {
-    return { name: this.fresh(hint), type, shape: [...shape] };
+    const v = { name: this.fresh(hint), type, shape: [...shape] };
+    this.shapes.set(v.name, v.shape);
+    return v;
   }
 
   private node(op: string, inputs: readonly (Value | string)[], outputs: readonly Value[], attrs: Record<string, Attr> = {}, domain: Node['domain'] = ''): void {
@@ -122,6 +125,7 @@ export class GraphBuilder {
     if (this.names.has(name)) throw new Error(`graph input '${name}' is defined twice`);
     this.names.add(name);
     const v: Value = { name, type, shape: [...shape] };
+    this.shapes.set(name, v.shape);
     this.inputs.push(v);
     return v;
   }
@@ -131,6 +135,7 @@ export class GraphBuilder {
     if (this.names.has(name)) throw new Error(`graph output name '${name}' is already used inside the graph`);
     this.names.add(name);
     const out: Value = { name, type: v.type, shape: v.shape };
+    this.shapes.set(name, out.shape);
     this.node('Identity', [v], [out]);
     this.outputs.push(out);
     return out;
@@ -141,6 +146,11 @@ export class GraphBuilder {
     return {
       inputs: [...this.inputs], outputs: [...this.outputs], nodes: [...this.nodes],
       weights: [...this.weights.values()], constants: [...this.constants], dtype: this.dtype,
+      shapes: new Map([
+        ...this.shapes,
+        ...[...this.weights.values()].map((w) => [w.name, w.shape] as const),
+        ...this.constants.map((c) => [c.name, c.tensor.shape] as const),
+      ]),
     };
   }
 
@@ -576,6 +586,20 @@ export class GraphBuilder {
       else if (keepDims) shape.push(1);
     });
     return this.op1('ReduceMean', [x], x.type, shape, { axes: { ints: norm }, keepdims: { i: keepDims ? 1 : 0 } });
+  }
+
+  /**
+   * Nearest-neighbour resize of NCHW to the spatial size of `like` (torch 'nearest': source index
+   * floor(i·in/out)), for upsampling onto a skip connection whose size is not exactly twice.
+   */
+  upsampleNearestTo(x: Value, like: Value): Value {
+    if (x.shape.length !== 4 || like.shape.length !== 4) throw new Error('upsampleNearestTo expects NCHW inputs');
+    const nc = this.op1('Slice', [this.op1('Shape', [x], 'i64', [4]), this.i64([0]), this.i64([2])], 'i64', [2]);
+    const hw = this.op1('Slice', [this.op1('Shape', [like], 'i64', [4]), this.i64([2]), this.i64([4])], 'i64', [2]);
+    const sizes = this.op1('Concat', [nc, hw], 'i64', [4], { axis: { i: 0 } });
+    return this.op1('Resize', [x, '', '', sizes], x.type, [x.shape[0], x.shape[1], like.shape[2], like.shape[3]], {
+      mode: { s: 'nearest' }, coordinate_transformation_mode: { s: 'asymmetric' }, nearest_mode: { s: 'floor' },
+    });
   }
 
   /** Nearest-neighbour upsampling of the spatial axes of NCHW by an integer factor (torch 'nearest'). */

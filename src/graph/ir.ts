@@ -1,5 +1,5 @@
 import type { Tensor } from '../tensor/tensor.js';
-import type { Value, ValueType } from './types.js';
+import type { Shape, Value, ValueType } from './types.js';
 import type { WeightRef } from './weights.js';
 
 /** An ONNX attribute value, tagged with its ONNX kind so emission never has to guess int vs float. */
@@ -43,4 +43,6 @@ export interface GraphIR {
   readonly constants: readonly ConstInit[];
   /** Compute dtype: floating weights are converted to it when materialised. */
   readonly dtype: ValueType;
+  /** Inferred shape of every value, for analysis (FLOP counts, memory estimates). */
+  readonly shapes: ReadonlyMap<string, Shape>;
 }

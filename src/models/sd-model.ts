@@ -1,6 +1,7 @@
 // A loaded SD1/SD2 checkpoint: its detected architecture and lazily built ONNX Runtime sessions for
 // the text encoder, the UNet and the VAE.
 import { GraphBuilder } from '../graph/builder.js';
+import type { GraphIR } from '../graph/ir.js';
 import type { WeightSource } from '../graph/weights.js';
 import { SessionCache, type Device, type RuntimeOptions, type Session } from '../runtime/session.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -74,7 +75,7 @@ export class StableDiffusionModel {
     };
   }
 
-  private unetGraph() {
+  private unetGraphBuilder() {
     const cfg = this.parts.unet;
     return (g: GraphBuilder) => {
       const xi = g.input('x', ['B', cfg.inChannels, 'H', 'W'], this.io);
@@ -91,6 +92,13 @@ export class StableDiffusionModel {
     };
   }
 
+  /** The UNet graph as it will run (for FLOP counts and inspection); reads no weights. */
+  unetGraph(): GraphIR {
+    const g = this.builder(this.parts.weights.unet);
+    this.unetGraphBuilder()(g);
+    return g.finish();
+  }
+
   /**
    * Builds the text-encoder, UNet and VAE-decoder graphs without reading any weight, so a checkpoint
    * with a missing or misshapen tensor fails at load time with the key, both shapes and the file.
@@ -98,7 +106,7 @@ export class StableDiffusionModel {
   validate(): void {
     const { weights, path } = this.parts;
     const checks: [(g: GraphBuilder) => void, WeightSource][] = [
-      [this.textGraph(this.parts.text.layers), weights.text], [this.unetGraph(), weights.unet], [this.decoderGraph(), weights.vae],
+      [this.textGraph(this.parts.text.layers), weights.text], [this.unetGraphBuilder(), weights.unet], [this.decoderGraph(), weights.vae],
     ];
     for (const [build, w] of checks) {
       try {
@@ -125,7 +133,7 @@ export class StableDiffusionModel {
 
   /** The raw UNet: eps or v for x at (fractional) timesteps under the given context. */
   async predict(x: Tensor, timesteps: Tensor, context: Tensor): Promise<Tensor> {
-    const s = await this.session(this.unetGraph(), this.parts.weights.unet);
+    const s = await this.session(this.unetGraphBuilder(), this.parts.weights.unet);
     const out = await s.run({ x: x.to(this.io), timesteps: timesteps.to(this.io), context: context.to(this.io) });
     return out.out.to('f32');
   }

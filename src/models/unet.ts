@@ -91,13 +91,18 @@ function spatialTransformer(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, x:
   return g.add(h, x);
 }
 
-function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: readonly BlockKind[], h: Value, emb: Value, context: Value): Value {
+/**
+ * `upTo` is the skip connection the block's upsample output will be concatenated with: upsampling
+ * targets its size (as ComfyUI does, and A1111's concat hijack), so latents whose sides are not
+ * multiples of 8 still line up.
+ */
+function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: readonly BlockKind[], h: Value, emb: Value, context: Value, upTo?: Value): Value {
   kinds.forEach((kind, m) => {
     const lw = w.scope(m);
     if (kind === 'res') h = resBlock(g, lw, h, emb);
     else if (kind === 'attn') h = spatialTransformer(g, cfg, lw, h, context);
     else if (kind === 'down') h = g.conv2d(h, lw.scope('op'), { stride: 2, padding: 1, kernel: 3 });
-    else h = g.conv2d(g.upsampleNearest(h, 2), lw.scope('conv'), { padding: 1, kernel: 3 });
+    else h = g.conv2d(upTo ? g.upsampleNearestTo(h, upTo) : g.upsampleNearest(h, 2), lw.scope('conv'), { padding: 1, kernel: 3 });
   });
   return h;
 }
@@ -121,7 +126,7 @@ export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: 
   cfg.outputBlocks.forEach((kinds, i) => {
     const skip = skips.pop();
     if (!skip) throw new Error('UNet has more output blocks than skip connections');
-    h = runBlock(g, cfg, w.scope(`output_blocks.${i}`), kinds, g.concat([h, skip], 1), emb, io.context);
+    h = runBlock(g, cfg, w.scope(`output_blocks.${i}`), kinds, g.concat([h, skip], 1), emb, io.context, skips[skips.length - 1]);
   });
   h = g.silu(g.groupNorm(h, w.scope('out.0'), GROUPS, RES_EPS));
   return g.conv2d(h, w.scope('out.2'), { padding: 1, kernel: 3 });

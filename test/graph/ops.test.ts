@@ -272,3 +272,12 @@ test('attention with a causal mask (as CLIP uses), fused and plain', async () =>
     }, want);
   }
 });
+
+test('upsampleNearestTo resizes onto a skip of any size with torch nearest indexing', async () => {
+  const x = R.random([2, 3, 2, 3], 95);
+  const like = R.random([2, 1, 3, 5], 96);
+  const xs = f32(x);
+  const out: number[] = [];
+  for (let p = 0; p < 6; p++) for (let y = 0; y < 3; y++) for (let q = 0; q < 5; q++) out.push(xs.data[(p * 2 + Math.floor((y * 2) / 3)) * 3 + Math.floor((q * 3) / 5)]);
+  await check('upsampleNearestTo 2×3 → 3×5', { inputs: { x, like }, build: (g, v) => g.upsampleNearestTo(v.x, v.like) }, R.arr([2, 3, 3, 5], out), 0);
+});
