@@ -1,2 +1,26 @@
+// The public library surface.
 export * from './tensor/index.js';
 export type { StateDict, TensorInfo } from './formats/state-dict.js';
+export { openStateDict } from './formats/open.js';
+export { openSafetensors, writeSafetensors, serializeSafetensors } from './formats/safetensors.js';
+export { openTorchFile } from './formats/torch-file.js';
+export { readPngText, withPngText } from './formats/png-text.js';
+export { sha256File, autoV2Hash } from './formats/hash.js';
+export { GraphBuilder, WeightScope } from './graph/builder.js';
+export type { GraphIR } from './graph/ir.js';
+export { MemoryWeights, stateDictWeights, type WeightSource } from './graph/weights.js';
+export { countFlops } from './graph/flops.js';
+export { createSession, SessionCache, Session, type Device, type RuntimeOptions } from './runtime/session.js';
+export { loadCheckpoint, type LoadOptions } from './models/checkpoint.js';
+export { StableDiffusionModel } from './models/sd-model.js';
+export { ClipTokenizer } from './text/clip-tokenizer.js';
+export { SAMPLERS, SAMPLER_NAMES, getSampler } from './sampling/registry.js';
+export { SCHEDULER_IDS, sigmasFor } from './sampling/schedules.js';
+export { parseSamplerName, toA1111Names } from './sampling/names.js';
+export { TorchCpuGenerator, torchRandn } from './sampling/rng-torch-cpu.js';
+export { PhiloxGenerator, ImageRNG } from './sampling/rng-philox.js';
+export type { Denoiser, NoiseSource, SamplerOptions } from './sampling/types.js';
+export { txt2img, type Txt2ImgOptions, type Txt2ImgResult, type Progress } from './pipelines/txt2img.js';
+export type { GeneratedImage } from './pipelines/image-output.js';
+export { formatParameters, parseParameters } from './pipelines/parameters.js';
+export { getProfile, PROFILES, type ProfileName } from './pipelines/profiles.js';
