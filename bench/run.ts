@@ -57,6 +57,12 @@ if (!quick) {
   if (!ckpt) {
     console.log('\nSD1.5 benchmark skipped: no checkpoint (pass --sd15=PATH)');
   } else {
+    const parity = spawnSync(process.execPath, ['--import', 'tsx', `${root}bench/sd15-child.ts`, ckpt, 'parity'], { encoding: 'utf8', cwd: root });
+    const pline = parity.stdout.trim().split('\n').pop() ?? '';
+    if (parity.status === 0 && pline.startsWith('{')) {
+      console.log('\nSD1.5 full-size parity with ../shared/ref/out/sd15-full (fp16-stored references):');
+      for (const [k, v] of Object.entries(JSON.parse(pline) as Record<string, number>)) console.log(`  ${k.padEnd(36)} worst relative error ${v.toExponential(2)}`);
+    } else console.log(`\nSD1.5 parity check failed:\n${parity.stderr.slice(-2000)}`);
     const sizes = (flag('sizes') ?? '512,768').split(',').map(Number);
     const steps = Number(flag('steps') ?? 2);
     console.log(`\nSD1.5 (full size, random weights), CFG batch 2, ${steps} timed UNet steps, each size in a fresh process:`);

@@ -10,6 +10,13 @@ import { ClipTokenizer } from '../src/text/clip-tokenizer.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
 const [path, sizeArg, stepsArg] = process.argv.slice(2);
+if (sizeArg === 'parity') {
+  const { sd15Parity } = await import('./sd15-parity.js');
+  const model = await loadCheckpoint(path);
+  console.log(JSON.stringify(await sd15Parity(model)));
+  await model.close();
+  process.exit(0);
+}
 const size = Number(sizeArg);
 const steps = Number(stepsArg);
 const t = () => performance.now() / 1000;
