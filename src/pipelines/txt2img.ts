@@ -3,13 +3,11 @@
 import { basename, extname } from 'node:path';
 import { autoV2Hash } from '../formats/hash.js';
 import type { StableDiffusionModel } from '../models/sd-model.js';
-import { getSampler } from '../sampling/registry.js';
 import { sigmasFor } from '../sampling/schedules.js';
-import type { SamplerOptions } from '../sampling/types.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { encodePair } from './conditioning.js';
-import { cfgDenoiser } from './denoiser.js';
+import { sampleLatents, type Progress } from './sample.js';
 import { decodeLatents, encodePng, type GeneratedImage } from './image-output.js';
 import { formatParameters } from './parameters.js';
 import { getProfile, type Profile, type ProfileName, type RngName } from './profiles.js';
@@ -17,11 +15,7 @@ import { a1111InfotextFields, parseSamplerName } from '../sampling/names.js';
 
 export const VERSION = 'latentkit 0.1.0';
 
-export interface Progress {
-  readonly step: number;
-  readonly total: number;
-  readonly elapsedMs: number;
-}
+export type { Progress } from './sample.js';
 
 export interface Txt2ImgOptions {
   readonly prompt: string;
@@ -100,7 +94,6 @@ export function checkTxt2ImgOptions(opts: Omit<Txt2ImgOptions, 'prompt'> & { pro
 
 export async function txt2img(model: StableDiffusionModel, opts: Txt2ImgOptions): Promise<Txt2ImgResult> {
   const { width, height, steps, cfgScale, batch, clipSkip, seed, profile, sampler, scheduler } = checkTxt2ImgOptions(opts);
-  const info = getSampler(sampler);
   const schedule = profile.schedule();
   const sigmas = sigmasFor(profile.name, sampler, scheduler, steps);
   const shape: [number, number, number, number] = [batch, model.latentChannels, height / 8, width / 8];
@@ -120,20 +113,10 @@ export async function txt2img(model: StableDiffusionModel, opts: Txt2ImgOptions)
   const scale = profile.startScale(sigmas[0], schedule.sigmaMax);
   const x = Float64Array.from(initial, (v) => v * scale);
 
-  const started = Date.now();
-  let evals = 0;
-  const expected = info.evalsPerStep ? info.evalsPerStep * steps : steps;
-  const denoiser = cfgDenoiser({
-    model, profile, schedule, shape, cond, uncond, cfgScale,
-    onEval: () => {
-      evals++;
-      opts.onProgress?.({ step: Math.min(evals, expected), total: expected, elapsedMs: Date.now() - started });
-    },
+  const latents = await sampleLatents({
+    model, profile, sampler, sigmas, x, shape, cond, uncond, cfgScale, noise: noise.source,
+    eta: opts.eta, sNoise: opts.sNoise, onProgress: opts.onProgress,
   });
-  const samplerOptions: SamplerOptions = {
-    eta: opts.eta, sNoise: opts.sNoise, lmsUpdateOnLastStep: profile.lmsUpdateOnLastStep,
-  };
-  const latents = await info.fn(denoiser, x, sigmas, samplerOptions, noise.source);
 
   const rgb = await decodeLatents(model, latents, shape);
   const names = a1111InfotextFields(sampler, scheduler);
