@@ -6,8 +6,11 @@ import type { GuidedDenoiser, GuidedPrediction } from '../sampling/types.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Profile } from './profiles.js';
 
+/** What the denoiser needs of a model; pipelines may wrap it (e.g. inpainting adds mask channels). */
+export type UNetLike = Pick<StableDiffusionModel, 'prediction' | 'predict'>;
+
 export interface GuidanceInput {
-  readonly model: StableDiffusionModel;
+  readonly model: UNetLike;
   readonly profile: Profile;
   readonly schedule: DiscreteSchedule;
   /** Latent shape [B, C, h, w]. */

@@ -1,10 +1,9 @@
 // The sampling loop shared by txt2img, img2img and the rest: CFG denoiser + a registered sampler over
 // a σ list, with progress reporting in model evaluations.
-import type { StableDiffusionModel } from '../models/sd-model.js';
 import { getSampler } from '../sampling/registry.js';
 import type { NoiseSource, SamplerOptions } from '../sampling/types.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { cfgDenoiser } from './denoiser.js';
+import { cfgDenoiser, type UNetLike } from './denoiser.js';
 import type { Profile } from './profiles.js';
 
 export interface Progress {
@@ -14,7 +13,8 @@ export interface Progress {
 }
 
 export interface SampleRequest {
-  readonly model: StableDiffusionModel;
+  /** The UNet to call: a loaded model, or a wrapper around one (inpainting's extra channels). */
+  readonly model: UNetLike;
   readonly profile: Profile;
   /** ComfyUI sampler id (already resolved). */
   readonly sampler: string;
