@@ -1,7 +1,7 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { writeSafetensors } from '../formats/safetensors.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import { PROFILES, type ProfileName, type RngName } from '../pipelines/profiles.js';
@@ -29,6 +29,7 @@ interface GenerateFlags {
   eta?: number;
   variationSeed?: number;
   variationStrength?: number;
+  seedResizeFrom?: { width: number; height: number };
   ensd?: number;
   out?: string;
   saveLatent?: string;
@@ -90,7 +91,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
     prompt: flags.prompt, negativePrompt: flags.negative, width: flags.width, height: flags.height, steps: flags.steps,
     cfgScale: flags.cfg, sampler: flags.sampler, scheduler: flags.scheduler, seed, rng: flags.rng, profile: flags.profile,
     batchSize: flags.batch, clipSkip: flags.clipSkip, eta: flags.eta, variationSeed: flags.variationSeed,
-    variationStrength: flags.variationStrength, etaNoiseSeedDelta: flags.ensd,
+    variationStrength: flags.variationStrength, etaNoiseSeedDelta: flags.ensd, seedResizeFrom: flags.seedResizeFrom,
   };
   checkTxt2ImgOptions(request);
   const model = await loadCheckpoint(flags.model, {
@@ -156,6 +157,11 @@ export function registerGenerate(program: Command): void {
     .option('--eta <x>', 'noise amount of ancestral / SDE samplers', floatOption('--eta', 0, 10))
     .option('--variation-seed <n>', 'A1111 variation seed', intOption('--variation-seed', 0, Number.MAX_SAFE_INTEGER))
     .option('--variation-strength <x>', 'A1111 variation strength, 0–1', floatOption('--variation-strength', 0, 1))
+    .option('--seed-resize-from <WxH>', 'A1111 "resize seed from": draw the noise as for this size', (v: string) => {
+      const m = /^(\d+)x(\d+)$/.exec(v);
+      if (!m || Number(m[1]) < 8 || Number(m[2]) < 8) throw new InvalidArgumentError(`--seed-resize-from must look like 512x768, got '${v}'`);
+      return { width: Number(m[1]), height: Number(m[2]) };
+    })
     .option('--ensd <n>', 'A1111 eta noise seed delta', intOption('--ensd', 0, Number.MAX_SAFE_INTEGER))
     .option('-o, --out <file>', 'output PNG (never overwritten: -1, -2 … are appended); default outputs/<time>-<seed>.png')
     .option('--save-latent <file>', 'also save the final latent as ComfyUI SaveLatent safetensors')

@@ -28,6 +28,8 @@ export interface NoiseRequest {
   readonly variationSeed?: number;
   readonly variationStrength?: number;
   readonly etaNoiseSeedDelta?: number;
+  /** A1111 "Resize seed from width/height": draw the noise at this pixel size and centre it. */
+  readonly seedResizeFrom?: { readonly width: number; readonly height: number };
 }
 
 export interface Profile {
@@ -68,6 +70,7 @@ const a1111: Profile = {
     const rng = new ImageRNG(req.shape, {
       seeds, subseeds, subseedStrength: req.variationStrength ?? 0,
       etaNoiseSeedDelta: req.etaNoiseSeedDelta ?? 0, source: (req.rng ?? 'gpu') as A1111RandnSource,
+      seedResizeFromW: req.seedResizeFrom?.width ?? 0, seedResizeFromH: req.seedResizeFrom?.height ?? 0,
     });
     const initial = toF64(rng.next());
     return { initial, source: () => toF64(rng.next()), seeds };
@@ -90,6 +93,7 @@ const comfy: Profile = {
       throw new Error(`rng '${req.rng}': the comfy profile draws noise with torch's CPU generator only (use rng 'cpu', or the a1111 profile for GPU/NV noise)`);
     }
     if (req.variationStrength) throw new Error('variation seeds are an A1111 feature: use the a1111 profile');
+    if (req.seedResizeFrom) throw new Error('"resize seed from" is an A1111 feature: use the a1111 profile');
     const initial = toF64(comfyPrepareNoise(full, req.seed));
     // ComfyUI seeds a fresh generator with the same seed for sampler noise: its first draw repeats the initial noise.
     const gen = new TorchCpuGenerator(req.seed);

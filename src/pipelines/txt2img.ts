@@ -38,6 +38,8 @@ export interface Txt2ImgOptions {
   readonly variationSeed?: number;
   readonly variationStrength?: number;
   readonly etaNoiseSeedDelta?: number;
+  /** A1111 "Resize seed from width/height" (pixels): keeps a seed's composition at another size. */
+  readonly seedResizeFrom?: { readonly width: number; readonly height: number };
   /** Initial noise [B, C, h, w] of unit variance, replacing the seeded draw (reproducibility tests). */
   readonly noise?: Tensor;
   /** Tokenizer; by default the CLIP vocabulary is looked up next to the model, then in the package. */
@@ -104,6 +106,7 @@ export async function txt2img(model: StableDiffusionModel, opts: Txt2ImgOptions)
   const noise = profile.noise({
     seed, batchSize: batch, shape: [shape[1], shape[2], shape[3]], rng: opts.rng ?? profile.defaultRng,
     variationSeed: opts.variationSeed, variationStrength: opts.variationStrength, etaNoiseSeedDelta: opts.etaNoiseSeedDelta,
+    seedResizeFrom: opts.seedResizeFrom,
   });
   let initial = noise.initial;
   if (opts.noise) {
@@ -129,6 +132,7 @@ export async function txt2img(model: StableDiffusionModel, opts: Txt2ImgOptions)
       ['Seed', noise.seeds[i]], ['Size', `${width}x${height}`], ['Model hash', hash], ['Model', modelName],
       ['Variation seed', opts.variationStrength ? opts.variationSeed! + i : undefined],
       ['Variation seed strength', opts.variationStrength || undefined],
+      ['Seed resize from', opts.seedResizeFrom ? `${opts.seedResizeFrom.width}x${opts.seedResizeFrom.height}` : undefined],
       ['Clip skip', clipSkip > 1 ? clipSkip : undefined],
       ['ENSD', opts.etaNoiseSeedDelta || undefined],
       ['RNG', (opts.rng ?? profile.defaultRng) === 'gpu' ? undefined : (opts.rng === 'cpu' ? 'CPU' : 'NV')],
