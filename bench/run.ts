@@ -5,12 +5,16 @@
 //   --sd15=PATH        full-size SD1.5 checkpoint to measure (default .bench/sd15-full.safetensors,
 //                      made from ../shared/ref/make_checkpoint.py with random weights when missing)
 //   --sizes=512,768    image sizes for the SD1.5 runs; --steps=N UNet steps timed per size (default 2)
+//   --upscale-input=N  input size of the 4× RRDBNet peak-memory runs (default 512 → 2048² out)
+//   --vae-size=N       image size of the tiled / whole SD1.5 VAE decode peak-memory runs (default 1024)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchFoundation } from './foundation.js';
 import { benchSamplers } from './samplers.js';
+import { benchUpscaleMemory } from './upscale.js';
+import { benchVaeTilingMemory } from './vae-tiling.js';
 import type { BenchResult } from './util.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -84,6 +88,22 @@ if (!quick) {
       results.push(...rows);
     }
   }
+}
+
+if (!quick) {
+  // Tiling bounds memory: peak RSS of each run in a fresh process (--upscale-input=512 → 2048² output).
+  const input = Number(flag('upscale-input') ?? 512);
+  console.log(`\npeak memory, each run in a fresh process (process.resourceUsage().maxRSS):`);
+  for (const r of await benchUpscaleMemory(root, [{ input, tile: 128 }, { input, tile: 0 }], threads)) {
+    console.log('error' in r ? `  ${r.label}: failed (${r.error})` : `  ${r.label.padEnd(40)} peak RSS ${r.peakRssGiB.toFixed(2)} GiB  ${r.seconds.toFixed(1)} s  ${r.tiles} tile(s)`);
+  }
+  const vaeCkpt = flag('sd15') ?? `${root}.bench/sd15-full.safetensors`;
+  if (existsSync(vaeCkpt)) {
+    const size = Number(flag('vae-size') ?? 1024);
+    for (const r of await benchVaeTilingMemory(root, vaeCkpt, [{ size, tiled: true }, { size, tiled: false }, { size: 512, tiled: false }], threads)) {
+      console.log('error' in r ? `  ${r.label}: failed (${r.error})` : `  ${r.label.padEnd(40)} peak RSS ${r.peakRssGiB.toFixed(2)} GiB  ${r.seconds.toFixed(1)} s  ${r.tiles} tile(s)`);
+    }
+  } else console.log('  SD1.5 VAE tiling: skipped (no checkpoint; pass --sd15=PATH)');
 }
 
 if (save) {

@@ -10,8 +10,11 @@ import { DEVICES, type Device } from '../runtime/session.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { Tensor } from '../tensor/tensor.js';
 import { floatOption, intOption } from './options.js';
+import { parseHypernetworkArg, parseLoraArg } from './networks-args.js';
+import type { LoraSpec } from '../adapters/lora.js';
+import type { HypernetworkSpec } from '../adapters/hypernetwork.js';
 
-interface GenerateFlags {
+export interface GenerateFlags {
   model: string;
   prompt: string;
   negative: string;
@@ -41,10 +44,22 @@ interface GenerateFlags {
   unetHeads?: number;
   unetHeadWidth?: number;
   textHeads?: number;
+  promptSyntax?: 'a1111' | 'comfy';
+  emphasis: 'original' | 'none' | 'ignore' | 'off';
+  embeddings: string[];
+  wildcards: string[];
+  lora: LoraSpec[];
+  hypernetwork: HypernetworkSpec[];
+  loraDir: string[];
+  hypernetworkDir: string[];
+  hiresScale?: number;
+  hiresSteps?: number;
+  hiresDenoise?: number;
+  hiresUpscaler?: string;
 }
 
 /** A free name: FILE, else FILE-1, FILE-2 … — an existing image is never overwritten. */
-async function claimPath(wanted: string): Promise<string> {
+export async function claimPath(wanted: string): Promise<string> {
   const ext = extname(wanted);
   const stem = wanted.slice(0, wanted.length - ext.length);
   for (let i = 0; ; i++) {
@@ -60,7 +75,7 @@ async function claimPath(wanted: string): Promise<string> {
 }
 
 /** Writes next to the target and renames, so a crash leaves either nothing or the whole file. */
-async function writeAtomic(path: string, data: Buffer): Promise<void> {
+export async function writeAtomic(path: string, data: Buffer): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     const fh = await open(tmp, 'w');
@@ -77,9 +92,32 @@ async function writeAtomic(path: string, data: Buffer): Promise<void> {
   }
 }
 
-function defaultOut(seed: number): string {
+export function defaultOut(seed: number): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   return resolve('outputs', `${stamp}-${seed}.png`);
+}
+
+/** The txt2img request the shared image options describe (img2img / inpaint / outpaint build on it). */
+export function generateRequest(flags: GenerateFlags, seed: number) {
+  return {
+    prompt: flags.prompt, negativePrompt: flags.negative, width: flags.width, height: flags.height, steps: flags.steps,
+    cfgScale: flags.cfg, sampler: flags.sampler, scheduler: flags.scheduler, seed, rng: flags.rng, profile: flags.profile,
+    batchSize: flags.batch, clipSkip: flags.clipSkip, eta: flags.eta, variationSeed: flags.variationSeed,
+    variationStrength: flags.variationStrength, etaNoiseSeedDelta: flags.ensd, seedResizeFrom: flags.seedResizeFrom,
+    loras: flags.lora, hypernetworks: flags.hypernetwork, loraDirs: flags.loraDir, hypernetworkDirs: flags.hypernetworkDir,
+    promptSyntax: flags.promptSyntax, emphasis: flags.emphasis === 'none' ? 'no-norm' as const : flags.emphasis,
+    embeddings: flags.embeddings, wildcards: flags.wildcards,
+  };
+}
+
+function hiresRequest(flags: GenerateFlags) {
+  if (flags.hiresScale === undefined) {
+    if (flags.hiresSteps !== undefined || flags.hiresDenoise !== undefined || flags.hiresUpscaler !== undefined) {
+      throw new Error('--hires-steps, --hires-denoise and --hires-upscaler need --hires-scale');
+    }
+    return undefined;
+  }
+  return { scale: flags.hiresScale, steps: flags.hiresSteps, denoise: flags.hiresDenoise, upscaler: flags.hiresUpscaler };
 }
 
 async function generate(flags: GenerateFlags): Promise<void> {
@@ -87,12 +125,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
     throw new Error('--variation-strength needs --variation-seed');
   }
   const seed = flags.seed ?? Math.floor(Math.random() * 4294967295);
-  const request = {
-    prompt: flags.prompt, negativePrompt: flags.negative, width: flags.width, height: flags.height, steps: flags.steps,
-    cfgScale: flags.cfg, sampler: flags.sampler, scheduler: flags.scheduler, seed, rng: flags.rng, profile: flags.profile,
-    batchSize: flags.batch, clipSkip: flags.clipSkip, eta: flags.eta, variationSeed: flags.variationSeed,
-    variationStrength: flags.variationStrength, etaNoiseSeedDelta: flags.ensd, seedResizeFrom: flags.seedResizeFrom,
-  };
+  const request = { ...generateRequest(flags, seed), hires: hiresRequest(flags) };
   checkTxt2ImgOptions(request);
   const model = await loadCheckpoint(flags.model, {
     device: flags.device, threads: flags.threads, vae: flags.vae, prediction: flags.prediction,
@@ -114,6 +147,7 @@ async function generate(flags: GenerateFlags): Promise<void> {
     } finally {
       bar?.stop();
     }
+    for (const w of result.warnings ?? []) console.error(`latentkit: warning: ${w}`);
     const out = resolve(flags.out ?? defaultOut(seed));
     await mkdir(dirname(out), { recursive: true });
     for (const [i, image] of result.images.entries()) {
@@ -137,9 +171,12 @@ async function generate(flags: GenerateFlags): Promise<void> {
   }
 }
 
-export function registerGenerate(program: Command): void {
-  program.command('generate')
-    .description('text to image: write a PNG with A1111-style "parameters" metadata')
+/**
+ * The options every image command takes (generate, img2img, inpaint, outpaint). With `imageInput`
+ * the size defaults to the input image's instead of 512×512.
+ */
+export function addGenerateOptions(cmd: Command, o: { imageInput?: boolean } = {}): Command {
+  return cmd
     .requiredOption('-m, --model <path>', 'checkpoint (.safetensors / .ckpt, SD 1.x or 2.x) or diffusers folder')
     .requiredOption('-p, --prompt <text>', 'what to draw')
     .option('-n, --negative <text>', 'negative prompt', '')
@@ -150,8 +187,8 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'seed (random when omitted)', intOption('--seed', 0, Number.MAX_SAFE_INTEGER))
     .addOption(new Option('--rng <source>', 'noise source: gpu/nv (A1111 Philox) or cpu (torch CPU generator); default by profile').choices(['cpu', 'gpu', 'nv']))
     .addOption(new Option('--profile <name>', 'reproduce the image of this tool for the same seed').choices([...PROFILES]).default('a1111'))
-    .option('-W, --width <px>', 'image width, a multiple of 8', intOption('--width', 8, 8192), 512)
-    .option('-H, --height <px>', 'image height, a multiple of 8', intOption('--height', 8, 8192), 512)
+    .option('-W, --width <px>', `image width, a multiple of 8${o.imageInput ? ' (default: the input\'s, rounded down to 8)' : ''}`, intOption('--width', 8, 8192), o.imageInput ? undefined : 512)
+    .option('-H, --height <px>', `image height, a multiple of 8${o.imageInput ? ' (default: the input\'s, rounded down to 8)' : ''}`, intOption('--height', 8, 8192), o.imageInput ? undefined : 512)
     .option('--batch <n>', 'images per run', intOption('--batch', 1, 64), 1)
     .option('--clip-skip <n>', 'stop the text encoder this many layers from the end (A1111 clip skip)', intOption('--clip-skip', 1, 12), 1)
     .option('--eta <x>', 'noise amount of ancestral / SDE samplers', floatOption('--eta', 0, 10))
@@ -173,5 +210,22 @@ export function registerGenerate(program: Command): void {
     .option('--unet-heads <n>', 'UNet attention heads (custom models; SD1 default 8)', intOption('--unet-heads', 1, 1024))
     .option('--unet-head-width <n>', 'UNet attention head width (custom models; SD2 default 64)', intOption('--unet-head-width', 1, 4096))
     .option('--text-heads <n>', 'text-encoder attention heads (custom models; default width/64)', intOption('--text-heads', 1, 1024))
+    .addOption(new Option('--prompt-syntax <name>', 'read prompts as A1111 or ComfyUI does (default: the profile\'s)').choices(['a1111', 'comfy']))
+    .addOption(new Option('--emphasis <mode>', 'A1111 emphasis: original (restore the mean), none (multiply only, "No norm"), ignore, off (brackets are text)').choices(['original', 'none', 'ignore', 'off']).default('original'))
+    .option('--embeddings <dir>', 'textual-inversion folder (A1111: trigger by file name; ComfyUI: embedding:name); repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--wildcards <dir>', 'wildcard folder for dynamic prompts (__name__ → name.txt); repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--lora <path:weight[:te]>', 'apply a LoRA / LyCORIS file at a strength (text encoder: te, default = weight); repeatable', (v: string, prev: LoraSpec[]) => [...prev, parseLoraArg(v)], [] as LoraSpec[])
+    .option('--hypernetwork <path:weight>', 'apply an A1111 hypernetwork (.pt) at a strength; repeatable', (v: string, prev: HypernetworkSpec[]) => [...prev, parseHypernetworkArg(v)], [] as HypernetworkSpec[])
+    .option('--lora-dir <dir>', 'folder searched for <lora:name:weight> in the prompt (subfolders too); repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--hypernetwork-dir <dir>', 'folder searched for <hypernet:name:weight> in the prompt; repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[]);
+}
+
+export function registerGenerate(program: Command): void {
+  addGenerateOptions(program.command('generate')
+    .description('text to image: write a PNG with A1111-style "parameters" metadata'))
+    .option('--hires-scale <x>', 'hires fix: upscale by this factor, then a second img2img pass', floatOption('--hires-scale', 1, 8))
+    .option('--hires-steps <n>', 'hires fix second-pass steps (default: --steps)', intOption('--hires-steps', 0, 1000))
+    .option('--hires-denoise <x>', 'hires fix denoising strength, 0–1 (default 0.7)', floatOption('--hires-denoise', 0, 1))
+    .option('--hires-upscaler <name|file>', 'Latent, "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)", Lanczos, Nearest, or an ESRGAN model file (default Latent)')
     .action(generate);
 }

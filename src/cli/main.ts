@@ -3,6 +3,10 @@ import { Command } from 'commander';
 import { openStateDict } from '../formats/open.js';
 import { readPngText } from '../formats/png-text.js';
 import { registerGenerate } from './generate.js';
+import { registerPrompt } from './prompt.js';
+import { registerImg2Img } from './img2img.js';
+import { registerMerge } from './merge.js';
+import { registerUpscale } from './upscale.js';
 
 export const VERSION = '0.1.0';
 
@@ -50,5 +54,9 @@ export async function main(argv: string[]): Promise<void> {
     .description("print the generation parameters stored in an image (A1111's 'parameters' chunk)")
     .action(pnginfo);
   registerGenerate(program);
+  registerPrompt(program);
+  registerImg2Img(program);
+  registerMerge(program);
+  registerUpscale(program);
   await program.parseAsync(argv);
 }

@@ -611,6 +611,55 @@ export class GraphBuilder {
       mode: { s: 'nearest' }, coordinate_transformation_mode: { s: 'asymmetric' }, nearest_mode: { s: 'floor' },
     });
   }
+
+  // ---- super-resolution / tiny-autoencoder ops -------------------------------------------------
+
+  relu(x: Value): Value { return this.unary('Relu', x); }
+
+  /** torch.nn.LeakyReLU(negative_slope). */
+  leakyRelu(x: Value, alpha: number): Value {
+    return this.unary('LeakyRelu', x, { alpha: { f: alpha } });
+  }
+
+  /** torch.nn.PReLU on NCHW: `slope` holds one value per channel ([C], stored as in the checkpoint) or one shared. */
+  prelu(x: Value, slope: Value): Value {
+    if (x.shape.length !== 4) throw new Error(`prelu expects NCHW, got ${formatShape(x.shape)}`);
+    const n = slope.shape.reduce<number>((p, d) => p * (typeof d === 'number' ? d : NaN), 1);
+    if (n !== 1 && dimEq(x.shape[1], n) === false) throw new Error(`prelu: ${n} slopes for ${x.shape[1]} channels`);
+    // ONNX broadcasts the slope numpy-style, so a per-channel slope must be [C, 1, 1].
+    const s = n === 1 ? slope : this.reshape(slope, [n, 1, 1]);
+    return this.op1('PRelu', [x, s], x.type, x.shape);
+  }
+
+  /** torch.nn.functional.pixel_shuffle: [N, C·r², H, W] → [N, C, H·r, W·r] (ONNX DepthToSpace, CRD order). */
+  pixelShuffle(x: Value, r: number): Value {
+    if (x.shape.length !== 4) throw new Error(`pixelShuffle expects NCHW, got ${formatShape(x.shape)}`);
+    const c = x.shape[1];
+    if (typeof c !== 'number' || c % (r * r) !== 0) throw new Error(`pixelShuffle: ${c} channels are not divisible by ${r}²`);
+    return this.op1('DepthToSpace', [x], x.type, [x.shape[0], c / (r * r), dimMul(x.shape[2], r), dimMul(x.shape[3], r)], {
+      blocksize: { i: r }, mode: { s: 'CRD' },
+    });
+  }
+
+  /**
+   * torch.nn.functional.pixel_unshuffle: [N, C, H·r, W·r] → [N, C·r², H, W]. ONNX SpaceToDepth puts the
+   * block offset before the channel (k·C + c) where torch puts it after (c·r² + k); a constant Gather
+   * reorders, which keeps H and W symbolic (a reshape-based version would need them known).
+   */
+  pixelUnshuffle(x: Value, r: number): Value {
+    if (x.shape.length !== 4) throw new Error(`pixelUnshuffle expects NCHW, got ${formatShape(x.shape)}`);
+    const c = x.shape[1];
+    if (typeof c !== 'number') throw new Error('pixelUnshuffle needs a known channel count');
+    const div = (d: Dim): Dim => {
+      if (typeof d !== 'number') return `${/^[A-Za-z_][A-Za-z0-9_]*$/.test(d) ? d : `(${d})`}/${r}`;
+      if (d % r !== 0) throw new Error(`pixelUnshuffle: size ${d} is not divisible by ${r}`);
+      return d / r;
+    };
+    const s2d = this.op1('SpaceToDepth', [x], x.type, [x.shape[0], c * r * r, div(x.shape[2]), div(x.shape[3])], { blocksize: { i: r } });
+    const order: number[] = [];
+    for (let ch = 0; ch < c; ch++) for (let k = 0; k < r * r; k++) order.push(k * c + ch);
+    return this.gather(s2d, this.i64(order, 'unshuffle_order'), 1);
+  }
 }
 
 /** ONNX TensorProto.DataType codes. */

@@ -40,7 +40,7 @@ function selfAttention(g: GraphBuilder, cfg: ClipTextConfig, w: WeightScope, x: 
 }
 
 /**
- * Token ids [B, T] → ln_final(h_n), where h_n is the output of the first `layers` blocks
+ * Token ids [B, T] (or token embeddings [B, T, W]) → ln_final(h_n), where h_n is the output of the first `layers` blocks
  * (all of them for SD1; one fewer for SD2's "penultimate" and A1111's clip skip 2).
  */
 export function buildClipText(g: GraphBuilder, w: WeightScope, cfg: ClipTextConfig, ids: Value, layers = cfg.layers): Value {
@@ -48,9 +48,11 @@ export function buildClipText(g: GraphBuilder, w: WeightScope, cfg: ClipTextConf
     throw new Error(`text encoder has ${cfg.layers} layers; cannot stop after ${layers} (clip skip out of range)`);
   }
   const hf = cfg.layout === 'hf';
-  const tok = hf ? w.get('embeddings.token_embedding.weight', [undefined, cfg.width]) : w.get('token_embedding.weight', [undefined, cfg.width]);
+  // A float input holds token embeddings looked up on the host (textual inversion puts its vectors there).
+  const embedsIn = ids.type !== 'i64' && ids.type !== 'i32';
+  const tok = embedsIn ? undefined : hf ? w.get('embeddings.token_embedding.weight', [undefined, cfg.width]) : w.get('token_embedding.weight', [undefined, cfg.width]);
   const pos = hf ? w.get('embeddings.position_embedding.weight', [cfg.contextLength, cfg.width]) : w.get('positional_embedding', [cfg.contextLength, cfg.width]);
-  let h = g.add(g.gather(tok, ids, 0), pos);
+  let h = g.add(tok ? g.gather(tok, ids, 0) : ids, pos);
   const mask = g.causalMask(cfg.contextLength);
   for (let i = 0; i < layers; i++) {
     if (hf) {

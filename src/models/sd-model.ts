@@ -6,7 +6,7 @@ import type { WeightSource } from '../graph/weights.js';
 import { SessionCache, type Device, type RuntimeOptions, type Session } from '../runtime/session.js';
 import { Tensor } from '../tensor/tensor.js';
 import { buildClipText, type ClipTextConfig } from './clip-text.js';
-import { buildUNet, type UNetConfig } from './unet.js';
+import { buildUNet, type ContextHook, type UNetConfig } from './unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from './vae.js';
 
 export type Family = 'sd1' | 'sd2';
@@ -34,19 +34,43 @@ export interface ModelParts {
   readonly alphasCumprod?: Float32Array;
   /** Frees file handles. */
   readonly close: () => Promise<void>;
+  /** Rewrites the keys / values context of every UNet attention (hypernetworks); none by default. */
+  readonly unetContextHook?: ContextHook;
 }
 
 export class StableDiffusionModel {
   /** VAE latent scale factor (SD1 and SD2). */
   readonly scaleFactor = 0.18215;
   readonly latentChannels: number;
-  private readonly sessions = new SessionCache();
+  private readonly sessions: SessionCache;
+  /** False for a view made by `derive`, whose sessions belong to the model it came from. */
+  private readonly ownsSessions: boolean;
 
-  constructor(readonly parts: ModelParts, readonly runtime: RuntimeOptions = {}) {
-    this.latentChannels = parts.unet.inChannels;
+  constructor(readonly parts: ModelParts, readonly runtime: RuntimeOptions = {}, sessions?: SessionCache) {
+    // Inpainting UNets take 9 channels (x, mask, masked-image latent) but still denoise 4.
+    this.latentChannels = parts.unet.outChannels;
+    this.sessions = sessions ?? new SessionCache();
+    this.ownsSessions = !sessions;
+  }
+
+  /**
+   * The same model over other weights for some parts (LoRA-patched sources, say) or with a UNet
+   * context hook. It shares this model's session cache, which is keyed by the weights' ids, so going
+   * back to an earlier variant reuses its sessions; closing the view frees nothing of the base model.
+   */
+  derive(change: { readonly weights?: Partial<ModelParts['weights']>; readonly unetContextHook?: ContextHook }): StableDiffusionModel {
+    const parts: ModelParts = {
+      ...this.parts,
+      weights: { ...this.parts.weights, ...change.weights },
+      unetContextHook: change.unetContextHook ?? this.parts.unetContextHook,
+      close: async () => {},
+    };
+    return new StableDiffusionModel(parts, this.runtime, this.sessions);
   }
 
   get path(): string { return this.parts.path; }
+  /** UNet input channels beyond the latent's: 5 for inpainting checkpoints (mask + masked-image latent), else 0. */
+  get concatChannels(): number { return this.parts.unet.inChannels - this.parts.unet.outChannels; }
   get family(): Family { return this.parts.family; }
   get prediction(): Prediction { return this.parts.prediction; }
   get device(): Device { return this.runtime.device ?? 'cpu'; }
@@ -81,7 +105,7 @@ export class StableDiffusionModel {
       const xi = g.input('x', ['B', cfg.inChannels, 'H', 'W'], this.io);
       const t = g.input('timesteps', ['B'], this.io);
       const c = g.input('context', ['B', 'T', cfg.contextDim], this.io);
-      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c }), 'out');
+      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c, contextHook: this.parts.unetContextHook }), 'out');
     };
   }
 
@@ -131,6 +155,45 @@ export class StableDiffusionModel {
     return out.hidden.to('f32');
   }
 
+  /** Width of the text encoder's token vectors (768 SD1, 1024 SD2): what an embedding must match. */
+  get textWidth(): number { return this.parts.text.width; }
+
+  private tokenTable?: Promise<Float32Array>;
+
+  /** Rows of the text encoder's token-embedding table, looked up on the host: [ids.length × width]. */
+  async tokenEmbeddings(ids: readonly number[]): Promise<Float32Array> {
+    const { text: cfg, prefixes } = this.parts;
+    const name = cfg.layout === 'hf' ? 'embeddings.token_embedding.weight' : 'token_embedding.weight';
+    const key = prefixes.text ? `${prefixes.text}.${name}` : name;
+    this.tokenTable ??= this.parts.weights.text.read(key).then((t) => t.toFloat32Array());
+    const table = await this.tokenTable;
+    const W = cfg.width;
+    const rows = table.length / W;
+    const out = new Float32Array(ids.length * W);
+    ids.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= rows) throw new RangeError(`token id ${id} is outside the text encoder's ${rows}-token vocabulary`);
+      out.set(table.subarray(id * W, (id + 1) * W), i * W);
+    });
+    return out;
+  }
+
+  /**
+   * Like encodeText, from token embeddings [B, 77, W] instead of ids (textual inversion): the
+   * positions are added inside the graph exactly as for ids, so an embedding equal to a token's own
+   * row gives that token's hidden states.
+   */
+  async encodeEmbeds(embeds: Tensor, clipSkip = 1): Promise<Tensor> {
+    const cfg = this.parts.text;
+    const layers = cfg.layers + this.parts.textLayersRemoved - (Math.max(clipSkip, this.parts.textSkipBase) - 1);
+    if (layers < 1) throw new Error(`clip skip ${clipSkip} is more than the text encoder's ${cfg.layers} layers`);
+    const s = await this.session((g) => {
+      const x = g.input('embeds', ['B', cfg.contextLength, cfg.width], this.io);
+      g.output(g.cast(buildClipText(g, g.scope(this.parts.prefixes.text), cfg, x, layers), this.io), 'hidden');
+    }, this.parts.weights.text);
+    const out = await s.run({ embeds: embeds.to(this.io) });
+    return out.hidden.to('f32');
+  }
+
   /** The raw UNet: eps or v for x at (fractional) timesteps under the given context. */
   async predict(x: Tensor, timesteps: Tensor, context: Tensor): Promise<Tensor> {
     const s = await this.session(this.unetGraphBuilder(), this.parts.weights.unet);
@@ -157,7 +220,7 @@ export class StableDiffusionModel {
   }
 
   async close(): Promise<void> {
-    await this.sessions.clear();
+    if (this.ownsSessions) await this.sessions.clear();
     await this.parts.close();
   }
 }

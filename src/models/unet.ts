@@ -21,6 +21,12 @@ export interface UNetConfig {
 
 export type BlockKind = 'res' | 'attn' | 'down' | 'up';
 
+/**
+ * Replaces the context an attention layer's to_k / to_v read (self-attention: the normed tokens;
+ * cross-attention: the text conditioning). A1111 hypernetworks work this way, on both attentions.
+ */
+export type ContextHook = (g: GraphBuilder, context: Value) => { readonly k: Value; readonly v: Value };
+
 const GROUPS = 32;
 // GroupNorm32 in ResBlocks / out uses torch's default eps; SpatialTransformer.norm uses 1e-6.
 const RES_EPS = 1e-5;
@@ -53,10 +59,11 @@ function resBlock(g: GraphBuilder, w: WeightScope, x: Value, emb: Value): Value 
   return g.add(skip, h);
 }
 
-function crossAttention(g: GraphBuilder, w: WeightScope, x: Value, context: Value, heads: number): Value {
+function crossAttention(g: GraphBuilder, w: WeightScope, x: Value, context: Value, heads: number, hook?: ContextHook): Value {
   const q = g.linear(x, w.scope('to_q'));
-  const k = g.linear(context, w.scope('to_k'));
-  const v = g.linear(context, w.scope('to_v'));
+  const kv = hook ? hook(g, context) : { k: context, v: context };
+  const k = g.linear(kv.k, w.scope('to_k'));
+  const v = g.linear(kv.v, w.scope('to_v'));
   return g.linear(g.attention(q, k, v, { heads }), w.scope('to_out.0'));
 }
 
@@ -68,14 +75,14 @@ function feedForward(g: GraphBuilder, w: WeightScope, x: Value): Value {
   return g.linear(g.mul(value, g.gelu(gate)), w.scope('net.2'));
 }
 
-function basicTransformerBlock(g: GraphBuilder, w: WeightScope, x: Value, context: Value, heads: number): Value {
+function basicTransformerBlock(g: GraphBuilder, w: WeightScope, x: Value, context: Value, heads: number, hook?: ContextHook): Value {
   const n1 = g.layerNorm(x, w.scope('norm1'), LN_EPS);
-  x = g.add(crossAttention(g, w.scope('attn1'), n1, n1, heads), x);
-  x = g.add(crossAttention(g, w.scope('attn2'), g.layerNorm(x, w.scope('norm2'), LN_EPS), context, heads), x);
+  x = g.add(crossAttention(g, w.scope('attn1'), n1, n1, heads, hook), x);
+  x = g.add(crossAttention(g, w.scope('attn2'), g.layerNorm(x, w.scope('norm2'), LN_EPS), context, heads, hook), x);
   return g.add(feedForward(g, w.scope('ff'), g.layerNorm(x, w.scope('norm3'), LN_EPS)), x);
 }
 
-function spatialTransformer(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, x: Value, context: Value): Value {
+function spatialTransformer(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, x: Value, context: Value, hook?: ContextHook): Value {
   const c = x.shape[1] as number;
   const heads = headsFor(cfg, c);
   const toTokens = (v: Value) => g.transpose(g.reshape(v, [0, 0, -1]), [0, 2, 1]);
@@ -84,7 +91,7 @@ function spatialTransformer(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, x:
   if (cfg.linearProjection) h = g.linear(toTokens(h), w.scope('proj_in'));
   else h = toTokens(g.conv2d(h, w.scope('proj_in'), { kernel: 1 }));
   for (let i = 0; w.has(`transformer_blocks.${i}.norm1.weight`); i++) {
-    h = basicTransformerBlock(g, w.scope(`transformer_blocks.${i}`), h, context, heads);
+    h = basicTransformerBlock(g, w.scope(`transformer_blocks.${i}`), h, context, heads, hook);
   }
   if (cfg.linearProjection) h = fromTokens(g.linear(h, w.scope('proj_out')));
   else h = g.conv2d(fromTokens(h), w.scope('proj_out'), { kernel: 1 });
@@ -96,11 +103,11 @@ function spatialTransformer(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, x:
  * targets its size (as ComfyUI does, and A1111's concat hijack), so latents whose sides are not
  * multiples of 8 still line up.
  */
-function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: readonly BlockKind[], h: Value, emb: Value, context: Value, upTo?: Value): Value {
+function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: readonly BlockKind[], h: Value, emb: Value, context: Value, upTo?: Value, hook?: ContextHook): Value {
   kinds.forEach((kind, m) => {
     const lw = w.scope(m);
     if (kind === 'res') h = resBlock(g, lw, h, emb);
-    else if (kind === 'attn') h = spatialTransformer(g, cfg, lw, h, context);
+    else if (kind === 'attn') h = spatialTransformer(g, cfg, lw, h, context, hook);
     else if (kind === 'down') h = g.conv2d(h, lw.scope('op'), { stride: 2, padding: 1, kernel: 3 });
     else h = g.conv2d(upTo ? g.upsampleNearestTo(h, upTo) : g.upsampleNearest(h, 2), lw.scope('conv'), { padding: 1, kernel: 3 });
   });
@@ -111,22 +118,22 @@ function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: reado
  * Builds UNetModel(x, timesteps, context) → eps or v. `w` is scoped at `model.diffusion_model`.
  * Inputs: `x` [B, C, H, W], `timesteps` [B] (fractional allowed), `context` [B, T, ctx].
  */
-export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: { x: Value; timesteps: Value; context: Value }): Value {
+export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: { x: Value; timesteps: Value; context: Value; contextHook?: ContextHook }): Value {
   const t = timestepEmbedding(g, io.timesteps, cfg.modelChannels);
   const emb = g.linear(g.silu(g.linear(t, w.scope('time_embed.0'))), w.scope('time_embed.2'));
 
   let h = g.conv2d(io.x, w.scope('input_blocks.0.0'), { padding: 1, kernel: 3 });
   const skips: Value[] = [h];
   cfg.inputBlocks.forEach((kinds, i) => {
-    h = runBlock(g, cfg, w.scope(`input_blocks.${i + 1}`), kinds, h, emb, io.context);
+    h = runBlock(g, cfg, w.scope(`input_blocks.${i + 1}`), kinds, h, emb, io.context, undefined, io.contextHook);
     skips.push(h);
   });
   const mid: BlockKind[] = cfg.middleHasAttention ? ['res', 'attn', 'res'] : ['res', 'res'];
-  h = runBlock(g, cfg, w.scope('middle_block'), mid, h, emb, io.context);
+  h = runBlock(g, cfg, w.scope('middle_block'), mid, h, emb, io.context, undefined, io.contextHook);
   cfg.outputBlocks.forEach((kinds, i) => {
     const skip = skips.pop();
     if (!skip) throw new Error('UNet has more output blocks than skip connections');
-    h = runBlock(g, cfg, w.scope(`output_blocks.${i}`), kinds, g.concat([h, skip], 1), emb, io.context, skips[skips.length - 1]);
+    h = runBlock(g, cfg, w.scope(`output_blocks.${i}`), kinds, g.concat([h, skip], 1), emb, io.context, skips[skips.length - 1], io.contextHook);
   });
   h = g.silu(g.groupNorm(h, w.scope('out.0'), GROUPS, RES_EPS));
   return g.conv2d(h, w.scope('out.2'), { padding: 1, kernel: 3 });

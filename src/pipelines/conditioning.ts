@@ -1,11 +1,26 @@
-// Prompt text → text-encoder hidden states. Prompts longer than 75 tokens are split into 75-token
-// chunks, each wrapped in BOS/EOS and padded to 77, encoded separately and concatenated along the
-// tokens, as A1111 does; the shorter of cond / uncond is padded with empty chunks to match.
+// Prompt text → text-encoder hidden states, as A1111 or ComfyUI compute them.
+//
+// A1111 (modules/prompt_parser.py, sd_hijack_clip.py, sd_emphasis.py): extra networks cut out, AND
+// split, each part's prompt-editing schedule; all texts of one part's schedule are encoded together,
+// chunk by chunk (chunk i of every text in one batch, missing chunks as empty ones), the chunks
+// concatenated along the tokens; emphasis multiplies each token's hidden vector and ("Original")
+// restores the mean of that batch-chunk. Cond and uncond keep their own lengths (the denoiser deals
+// with a difference as A1111 does).
+// ComfyUI (comfy/sd1_clip.py): its own weight syntax and chunking, all chunks of a prompt in one
+// batch, weighted tokens interpolated towards the encoding of an empty prompt.
+import type { EmbeddingLibrary } from '../adapters/textual-inversion.js';
+import { formatTiHashes } from '../adapters/textual-inversion.js';
 import type { StableDiffusionModel } from '../models/sd-model.js';
+import { chunkA1111, chunkComfy, type EmbeddingMatcher, type EmbeddingVectors, type PromptChunk } from '../text/chunking.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
+import { parseExtraNetworks, type ExtraNetworkParams } from '../text/extra-networks.js';
+import { promptSchedule, splitAnd, stripComments, type ScheduleOptions } from '../text/prompt-a1111.js';
 import { Tensor } from '../tensor/tensor.js';
 
 const CHUNK = 75;
+const WINDOW = 77;
+
+// ------------------------------------------------------------------------------ plain (no syntax)
 
 export function promptChunks(tokenizer: ClipTokenizer, text: string, padId: number, minChunks = 1): number[][] {
   const ids = tokenizer.encode(text);
@@ -17,7 +32,7 @@ export function promptChunks(tokenizer: ClipTokenizer, text: string, padId: numb
   return chunks;
 }
 
-/** Hidden states [1, 77·chunks, W] for one prompt. */
+/** Hidden states [1, 77·chunks, W] for one prompt read as plain text (no weights, no schedules). */
 export async function encodePrompt(model: StableDiffusionModel, tokenizer: ClipTokenizer, text: string, clipSkip: number, minChunks = 1): Promise<Tensor> {
   const chunks = promptChunks(tokenizer, text, model.padTokenId, minChunks);
   const ids = new Tensor('i64', [chunks.length, 77], BigInt64Array.from(chunks.flat(), (v) => BigInt(v)));
@@ -38,10 +53,325 @@ export function repeatBatch(t: Tensor, batch: number): Tensor {
   return Tensor.f32([batch, ...t.shape.slice(1)], out);
 }
 
-/** Cond and uncond for a batch, with the same number of chunks. */
+/** Cond and uncond for a batch read as plain text, padded to the same number of chunks. */
 export async function encodePair(model: StableDiffusionModel, tokenizer: ClipTokenizer, prompt: string, negative: string, clipSkip: number, batch: number): Promise<{ cond: Tensor; uncond: Tensor }> {
   const n = Math.max(1, Math.ceil(tokenCount(tokenizer, prompt) / CHUNK), Math.ceil(tokenCount(tokenizer, negative) / CHUNK));
   const cond = await encodePrompt(model, tokenizer, prompt, clipSkip, n);
   const uncond = await encodePrompt(model, tokenizer, negative, clipSkip, n);
   return { cond: repeatBatch(cond, batch), uncond: repeatBatch(uncond, batch) };
+}
+
+// ------------------------------------------------------------------------------ types
+
+export type PromptSyntax = 'a1111' | 'comfy';
+export const PROMPT_SYNTAXES: readonly PromptSyntax[] = ['a1111', 'comfy'];
+
+/**
+ * A1111's emphasis option: 'original' (multiply, restore the mean; the default), 'no-norm'
+ * (multiply only), 'ignore' (parse brackets, apply nothing), 'off' (A1111 "None": brackets are text).
+ */
+export type EmphasisMode = 'original' | 'no-norm' | 'ignore' | 'off';
+export const EMPHASIS_MODES: readonly EmphasisMode[] = ['original', 'no-norm', 'ignore', 'off'];
+const EMPHASIS_INFOTEXT: Record<EmphasisMode, string> = { original: 'Original', 'no-norm': 'No norm', ignore: 'Ignore', off: 'None' };
+
+/** Hidden states of one prompt text: [tokens, width], tokens a multiple of 77. */
+export interface CondTensor {
+  readonly data: Float32Array;
+  readonly tokens: number;
+  readonly width: number;
+}
+
+/** A1111's ScheduledPromptConditioning: used while the denoiser's step counter is ≤ endAtStep. */
+export interface ScheduledCond {
+  readonly endAtStep: number;
+  readonly cond: CondTensor;
+}
+
+/** One AND part of the positive prompt. */
+export interface ComposableCond {
+  readonly weight: number;
+  readonly schedule: readonly ScheduledCond[];
+}
+
+/** What the denoiser needs: the positive prompt's AND parts and the negative prompt, each scheduled. */
+export interface TextConditioning {
+  readonly cond: readonly ComposableCond[];
+  readonly uncond: readonly ScheduledCond[];
+}
+
+export interface ConditioningResult extends TextConditioning {
+  /** Infotext fields A1111 would add (`TI hashes`, `Emphasis`). */
+  readonly infotext: ReadonlyArray<readonly [string, string | undefined]>;
+  /** Extra-network tags taken out of the positive prompt (`<lora:name:0.8>` …), for the loaders. */
+  readonly extraNetworks: Record<string, ExtraNetworkParams[]>;
+}
+
+/** The model surface conditioning needs (tests may pass a stand-in). */
+export type TextEncoderLike = Pick<StableDiffusionModel, 'padTokenId' | 'textWidth' | 'encodeText' | 'encodeEmbeds' | 'tokenEmbeddings'>;
+
+export interface ConditioningOptions {
+  /** Sampling steps: prompt-editing switch points are read against them. */
+  readonly steps: number;
+  readonly syntax?: PromptSyntax;
+  readonly emphasis?: EmphasisMode;
+  readonly clipSkip?: number;
+  /** A1111 `comma_padding_backtrack` (20). */
+  readonly commaBacktrack?: number;
+  /** Hires second pass / old timelines, as A1111's `get_learned_conditioning_prompt_schedules`. */
+  readonly schedule?: ScheduleOptions;
+  /** Strip `#` comments (A1111's default; ignored for the comfy syntax). */
+  readonly stripComments?: boolean;
+  readonly embeddings?: EmbeddingLibrary;
+  readonly warn?: (message: string) => void;
+}
+
+// ------------------------------------------------------------------------------ encoding windows
+
+/** One 77-token text-encoder input: ids, with some positions replaced by embedding vectors. */
+interface Window {
+  readonly ids: number[];
+  readonly vectors: { readonly pos: number; readonly row: Float32Array }[];
+}
+
+function windowKey(w: Window, vectorIds: Map<Float32Array, number>): string {
+  let key = w.ids.join(',');
+  for (const v of w.vectors) {
+    if (!vectorIds.has(v.row)) vectorIds.set(v.row, vectorIds.size);
+    key += `|${v.pos}:${vectorIds.get(v.row)}`;
+  }
+  return key;
+}
+
+/** Encodes windows as one batch (identical windows once); returns [n·77·W]. */
+async function encodeWindows(model: TextEncoderLike, windows: readonly Window[], clipSkip: number): Promise<Float32Array> {
+  const W = model.textWidth;
+  const vectorIds = new Map<Float32Array, number>();
+  const unique: Window[] = [];
+  const slot = new Map<string, number>();
+  const index = windows.map((w) => {
+    const k = windowKey(w, vectorIds);
+    let i = slot.get(k);
+    if (i === undefined) {
+      i = unique.push(w) - 1;
+      slot.set(k, i);
+    }
+    return i;
+  });
+  let hidden: Float32Array;
+  if (unique.some((w) => w.vectors.length > 0)) {
+    const embeds = await model.tokenEmbeddings(unique.flatMap((w) => w.ids));
+    unique.forEach((w, b) => {
+      for (const v of w.vectors) embeds.set(v.row, (b * WINDOW + v.pos) * W);
+    });
+    hidden = (await model.encodeEmbeds(Tensor.f32([unique.length, WINDOW, W], embeds), clipSkip)).toFloat32Array();
+  } else {
+    const ids = new Tensor('i64', [unique.length, WINDOW], BigInt64Array.from(unique.flatMap((w) => w.ids), (v) => BigInt(v)));
+    hidden = (await model.encodeText(ids, clipSkip)).toFloat32Array();
+  }
+  const per = WINDOW * W;
+  const out = new Float32Array(windows.length * per);
+  index.forEach((u, i) => out.set(hidden.subarray(u * per, (u + 1) * per), i * per));
+  return out;
+}
+
+// ------------------------------------------------------------------------------ emphasis
+
+/**
+ * A1111 `sd_emphasis` on z [n, 77, W] (in place) with multipliers [n][77]. `f32` rounds every
+ * step to float32 as torch does on a float32 tensor; the means are accumulated in float64.
+ */
+export function applyEmphasis(z: Float32Array | Float64Array, multipliers: readonly (readonly number[])[], width: number, mode: EmphasisMode, f32 = z instanceof Float32Array): void {
+  if (mode === 'ignore' || mode === 'off') return;
+  const r = f32 ? Math.fround : (v: number) => v;
+  const mean = () => {
+    let s = 0;
+    for (let i = 0; i < z.length; i++) s += z[i];
+    return r(s / z.length);
+  };
+  const before = mode === 'original' ? mean() : 0;
+  multipliers.forEach((row, b) => {
+    row.forEach((m, t) => {
+      const mm = r(m);
+      const o = (b * row.length + t) * width;
+      for (let c = 0; c < width; c++) z[o + c] = r(z[o + c] * mm);
+    });
+  });
+  if (mode !== 'original') return;
+  const ratio = r(before / mean());
+  for (let i = 0; i < z.length; i++) z[i] = r(z[i] * ratio);
+}
+
+/**
+ * ComfyUI `encode_token_weights` weighting of one section z [77, W] (in place): every token whose
+ * weight is not 1 becomes `(z − z_empty)·w + z_empty`, position by position.
+ */
+export function applyComfyWeights(z: Float32Array | Float64Array, empty: Float32Array | Float64Array, weights: readonly number[], width: number, f32 = z instanceof Float32Array): void {
+  const r = f32 ? Math.fround : (v: number) => v;
+  weights.forEach((w, j) => {
+    if (w === 1.0) return;
+    const ww = r(w);
+    for (let c = 0; c < width; c++) {
+      const o = j * width + c;
+      z[o] = r(r(r(z[o] - empty[o]) * ww) + empty[o]);
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------ A1111
+
+function a1111Window(chunk: PromptChunk, tokenizer: ClipTokenizer, padId: number): Window {
+  let ids = chunk.tokens;
+  // OpenCLIP (SD2) pads with 0: A1111 rewrites everything after the first EOS (process_tokens).
+  if (padId !== tokenizer.eos) {
+    const end = ids.indexOf(tokenizer.eos);
+    if (end >= 0) ids = ids.map((t, i) => (i > end ? padId : t));
+  }
+  const vectors: Window['vectors'][number][] = [];
+  for (const fix of chunk.fixes) {
+    const { embedding: e, offset } = fix;
+    const n = Math.min(WINDOW - offset - 1, e.count);
+    for (let k = 0; k < n; k++) vectors.push({ pos: offset + 1 + k, row: e.vectors.subarray(k * e.width, (k + 1) * e.width) });
+  }
+  return { ids, vectors };
+}
+
+interface A1111TextOptions {
+  readonly emphasis: EmphasisMode;
+  readonly clipSkip: number;
+  readonly commaBacktrack: number;
+  readonly matcher?: EmbeddingMatcher;
+}
+
+/** A1111 `FrozenCLIPEmbedderWithCustomWords.forward(texts)`: one CondTensor per text, all the same length. */
+export async function encodeA1111Texts(model: TextEncoderLike, tokenizer: ClipTokenizer, texts: readonly string[], opts: A1111TextOptions): Promise<CondTensor[]> {
+  const W = model.textWidth;
+  const perText = texts.map((t) => chunkA1111(tokenizer, t, {
+    commaBacktrack: opts.commaBacktrack, parseEmphasis: opts.emphasis !== 'off', embeddings: opts.matcher,
+  }).chunks);
+  const k = Math.max(...perText.map((c) => c.length));
+  const empty: PromptChunk = { tokens: [tokenizer.bos, ...new Array<number>(WINDOW - 1).fill(tokenizer.eos)], multipliers: new Array<number>(WINDOW).fill(1), fixes: [] };
+  const outs = texts.map(() => new Float32Array(k * WINDOW * W));
+  for (let i = 0; i < k; i++) {
+    const batch = perText.map((c) => c[i] ?? empty);
+    const z = await encodeWindows(model, batch.map((c) => a1111Window(c, tokenizer, model.padTokenId)), opts.clipSkip);
+    applyEmphasis(z, batch.map((c) => c.multipliers), W, opts.emphasis, true);
+    outs.forEach((o, j) => o.set(z.subarray(j * WINDOW * W, (j + 1) * WINDOW * W), i * WINDOW * W));
+  }
+  return outs.map((data) => ({ data, tokens: k * WINDOW, width: W }));
+}
+
+async function scheduleConds(model: TextEncoderLike, tokenizer: ClipTokenizer, schedule: readonly [number, string][], opts: A1111TextOptions): Promise<ScheduledCond[]> {
+  const conds = await encodeA1111Texts(model, tokenizer, schedule.map(([, t]) => t), opts);
+  return schedule.map(([endAtStep], i) => ({ endAtStep, cond: conds[i] }));
+}
+
+// ------------------------------------------------------------------------------ ComfyUI
+
+/** ComfyUI CLIPTextEncode of one prompt: [77·chunks, W]. */
+export async function encodeComfyPrompt(
+  model: TextEncoderLike, tokenizer: ClipTokenizer, prompt: string,
+  opts: { clipSkip?: number; embeddings?: (name: string) => EmbeddingVectors | undefined; warn?: (m: string) => void } = {},
+): Promise<CondTensor> {
+  const W = model.textWidth;
+  const pad = model.padTokenId;
+  const batches = chunkComfy(tokenizer, prompt, { padId: pad, embeddings: opts.embeddings, warn: opts.warn });
+  const weights = batches.map((b) => b.map((e) => e[1]));
+  const hasWeights = weights.some((ws) => ws.some((w) => w !== 1.0));
+  const windows: Window[] = batches.map((b) => {
+    const ids: number[] = [];
+    const vectors: Window['vectors'][number][] = [];
+    let dropped = 0;
+    for (const [t] of b) {
+      if (typeof t === 'number') {
+        ids.push(t);
+      } else if (t.embedding.width !== W) {
+        // ComfyUI drops a misfitting embedding at encode time and pads the end instead.
+        if (t.row === 0) opts.warn?.(`embedding '${t.embedding.name}' has ${t.embedding.width}-wide vectors, the text encoder ${W}; ignored`);
+        dropped++;
+      } else {
+        vectors.push({ pos: ids.length, row: t.embedding.vectors.subarray(t.row * W, (t.row + 1) * W) });
+        ids.push(0);
+      }
+    }
+    for (let i = 0; i < dropped; i++) ids.push(pad);
+    return { ids, vectors };
+  });
+  if (hasWeights) windows.push({ ids: [tokenizer.bos, tokenizer.eos, ...new Array<number>(WINDOW - 2).fill(pad)], vectors: [] });
+  const z = await encodeWindows(model, windows, opts.clipSkip ?? 1);
+  const per = WINDOW * W;
+  const data = new Float32Array(batches.length * per);
+  for (let k = 0; k < batches.length; k++) {
+    const section = z.subarray(k * per, (k + 1) * per);
+    if (hasWeights) applyComfyWeights(section, z.subarray(batches.length * per, (batches.length + 1) * per), weights[k], W, true);
+    data.set(section, k * per);
+  }
+  return { data, tokens: batches.length * WINDOW, width: W };
+}
+
+/** `embedding:name` words of a ComfyUI prompt (what its tokenizer will try to load). */
+function comfyEmbeddingNames(prompt: string): string[] {
+  const names = new Set<string>();
+  for (const m of prompt.matchAll(/(?:^|\s)embedding:([^\s<[]*)/gu)) {
+    const n = m[1];
+    if (n) names.add(n);
+    const stripped = n.replace(/^,+|,+$/g, '');
+    if (stripped) names.add(stripped);
+  }
+  return [...names];
+}
+
+// ------------------------------------------------------------------------------ the whole prompt pair
+
+/**
+ * Conditioning for a positive and a negative prompt, read with A1111's syntax (default) or
+ * ComfyUI's. Unparseable emphasis weights (`(x:1.2.3)`) raise as A1111 raises.
+ */
+export async function encodeConditioning(model: TextEncoderLike, tokenizer: ClipTokenizer, prompt: string, negative: string, opts: ConditioningOptions): Promise<ConditioningResult> {
+  const clipSkip = opts.clipSkip ?? 1;
+  const library = opts.embeddings;
+  library?.resetUsage();
+  if ((opts.syntax ?? 'a1111') === 'comfy') {
+    const lookup = library ? await library.comfyPreload(comfyEmbeddingNames(`${prompt}\n${negative}`)) : undefined;
+    const c = await encodeComfyPrompt(model, tokenizer, prompt, { clipSkip, embeddings: lookup, warn: opts.warn });
+    const u = await encodeComfyPrompt(model, tokenizer, negative, { clipSkip, embeddings: lookup, warn: opts.warn });
+    const used = library ? await library.usedEmbeddings() : [];
+    return {
+      cond: [{ weight: 1, schedule: [{ endAtStep: opts.steps, cond: c }] }],
+      uncond: [{ endAtStep: opts.steps, cond: u }],
+      infotext: [['TI hashes', formatTiHashes(used)]],
+      extraNetworks: {},
+    };
+  }
+
+  const strip = opts.stripComments ?? true;
+  const positive = strip ? stripComments(prompt) : prompt;
+  const neg = strip ? stripComments(negative) : negative;
+  const { prompt: cleaned, networks } = parseExtraNetworks(positive);
+  const { indexes, flat } = splitAnd(cleaned);
+  const schedules = flat.map((p) => promptSchedule(p, opts.steps, opts.schedule));
+  const negSchedule = promptSchedule(neg, opts.steps, opts.schedule);
+  const texts = [...schedules.flat(), ...negSchedule].map(([, t]) => t);
+  const emphasis = opts.emphasis ?? 'original';
+  const textOpts: A1111TextOptions = {
+    emphasis, clipSkip, commaBacktrack: opts.commaBacktrack ?? 20,
+    matcher: library ? await library.a1111Matcher(tokenizer, texts) : undefined,
+  };
+  // A1111 caches by prompt text, so a repeated AND part is encoded once.
+  const flatConds: ScheduledCond[][] = [];
+  for (const s of schedules) flatConds.push(await scheduleConds(model, tokenizer, s, textOpts));
+  const uncond = await scheduleConds(model, tokenizer, negSchedule, textOpts);
+  const used = library ? await library.usedEmbeddings() : [];
+  const bracketed = texts.some((t) => t.includes('(') || t.includes('['));
+  return {
+    cond: indexes.map(([i, weight]) => ({ weight, schedule: flatConds[i] })),
+    uncond,
+    infotext: [['TI hashes', formatTiHashes(used)], ['Emphasis', emphasis !== 'original' && bracketed ? EMPHASIS_INFOTEXT[emphasis] : undefined]],
+    extraNetworks: networks,
+  };
+}
+
+/** The schedule entry A1111's `reconstruct_cond_batch` picks for a step. */
+export function condAtStep(schedule: readonly ScheduledCond[], step: number): CondTensor {
+  for (const e of schedule) if (step <= e.endAtStep) return e.cond;
+  return schedule[0].cond;
 }

@@ -1,9 +1,16 @@
-// Wraps the UNet as k-diffusion's denoiser D(x, σ) with classifier-free guidance: one UNet call per
-// step evaluates cond and uncond together as a batch of 2·B.
+// Wraps the UNet as k-diffusion's denoiser D(x, σ) with classifier-free guidance.
+//
+// The text conditioning may change during sampling (A1111 prompt editing and alternation) and may
+// have several weighted parts (A1111 `AND`). Which schedule entry applies is decided as each tool
+// decides it: A1111's CFGDenoiser counts its own calls from 0 (so Heun's second evaluation already
+// counts as the next step); for the comfy profile the step is read off the σ list. Cond and uncond
+// of equal length run as one batch ([cond…, uncond…] in A1111, [uncond, cond] in ComfyUI); when the
+// lengths differ A1111 makes two UNet calls and ComfyUI repeats both contexts to a common length.
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import type { DiscreteSchedule } from '../sampling/discrete.js';
 import type { GuidedDenoiser, GuidedPrediction } from '../sampling/types.js';
 import { Tensor } from '../tensor/tensor.js';
+import { condAtStep, type CondTensor, type TextConditioning } from './conditioning.js';
 import type { Profile } from './profiles.js';
 
 /** What the denoiser needs of a model; pipelines may wrap it (e.g. inpainting adds mask channels). */
@@ -15,68 +22,212 @@ export interface GuidanceInput {
   readonly schedule: DiscreteSchedule;
   /** Latent shape [B, C, h, w]. */
   readonly shape: readonly [number, number, number, number];
-  /** Text conditioning, [B, T, W] each (already repeated to the batch). */
-  readonly cond: Tensor;
-  readonly uncond: Tensor;
+  /** Fixed text conditioning, [B, T, W] each (already repeated to the batch). Ignored when `conditioning` is given. */
+  readonly cond?: Tensor;
+  readonly uncond?: Tensor;
+  /** Scheduled / composable conditioning shared by every image of the batch. */
+  readonly conditioning?: TextConditioning;
+  /** The sampler's σ list (needed to place a call on the schedule under the comfy profile). */
+  readonly sigmas?: readonly number[];
   readonly cfgScale: number;
   /** Called after each model evaluation (progress accounting). */
   readonly onEval?: () => void;
 }
 
-function concatBatch(a: Tensor, b: Tensor): Tensor {
-  const out = new Float32Array(a.size + b.size);
-  out.set(a.toFloat32Array(), 0);
-  out.set(b.toFloat32Array(), a.size);
-  return Tensor.f32([a.shape[0] + b.shape[0], ...a.shape.slice(1)], out);
+/** Context rows for one evaluation: cond rows, which rows (and weights) belong to each image, and uncond rows. */
+interface StepContext {
+  readonly cond: Float32Array;
+  readonly condTokens: number;
+  readonly condRows: number;
+  /** Per image: [cond row, AND weight]. */
+  readonly parts: readonly (readonly [number, number])[][];
+  readonly uncond: Float32Array;
+  readonly uncondTokens: number;
+  readonly width: number;
+}
+
+function fixedContext(cond: Tensor, uncond: Tensor, B: number): StepContext {
+  if (cond.shape[0] !== B || uncond.shape[0] !== B) throw new Error('conditioning batch does not match the latent batch');
+  return {
+    cond: cond.toFloat32Array(), condTokens: cond.shape[1], condRows: B,
+    parts: Array.from({ length: B }, (_, i) => [[i, 1.0] as const]),
+    uncond: uncond.toFloat32Array(), uncondTokens: uncond.shape[1], width: cond.shape[2],
+  };
+}
+
+/** A1111 `stack_conds`: shorter parts are extended by repeating their last token vector. */
+function padTo(c: CondTensor, tokens: number): Float32Array {
+  if (c.tokens === tokens) return c.data;
+  const out = new Float32Array(tokens * c.width);
+  out.set(c.data);
+  const last = c.data.subarray((c.tokens - 1) * c.width, c.tokens * c.width);
+  for (let t = c.tokens; t < tokens; t++) out.set(last, t * c.width);
+  return out;
+}
+
+function scheduledContext(tc: TextConditioning, step: number, B: number): StepContext {
+  const parts = tc.cond.map((p) => condAtStep(p.schedule, step));
+  const width = parts[0].width;
+  const tokens = Math.max(...parts.map((p) => p.tokens));
+  const P = parts.length;
+  const per = tokens * width;
+  const cond = new Float32Array(B * P * per);
+  const padded = parts.map((p) => padTo(p, tokens));
+  for (let i = 0; i < B; i++) padded.forEach((d, j) => cond.set(d, (i * P + j) * per));
+  const u = condAtStep(tc.uncond, step);
+  const uncond = new Float32Array(B * u.tokens * width);
+  for (let i = 0; i < B; i++) uncond.set(u.data, i * u.data.length);
+  return {
+    cond, condTokens: tokens, condRows: B * P,
+    parts: Array.from({ length: B }, (_, i) => tc.cond.map((p, j) => [i * P + j, p.weight] as const)),
+    uncond, uncondTokens: u.tokens, width,
+  };
+}
+
+/** Repeats each row's tokens `times` times (ComfyUI's CONDCrossAttn.concat to a common length). */
+function tile(data: Float32Array, rows: number, tokens: number, width: number, times: number): Float32Array {
+  if (times === 1) return data;
+  const per = tokens * width;
+  const out = new Float32Array(data.length * times);
+  for (let r = 0; r < rows; r++) {
+    const row = data.subarray(r * per, (r + 1) * per);
+    for (let k = 0; k < times; k++) out.set(row, (r * times + k) * per);
+  }
+  return out;
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/** A1111 sampler step for a call at σ under σ-based scheduling: the last σ-list index at or above it. */
+export function stepFromSigma(sigmas: readonly number[], sigma: number): number {
+  let step = 0;
+  for (let i = 0; i < sigmas.length; i++) if (sigmas[i] >= sigma * (1 - 1e-6)) step = i;
+  return step;
 }
 
 export function cfgDenoiser(input: GuidanceInput): GuidedDenoiser {
-  const { model, profile, schedule, shape, cond, uncond, cfgScale } = input;
+  const { model, profile, schedule, shape, cfgScale } = input;
   const [B] = shape;
   const per = shape[1] * shape[2] * shape[3];
   const n = B * per;
-  if (cond.shape[0] !== B || uncond.shape[0] !== B) throw new Error('conditioning batch does not match the latent batch');
-  if (cond.shape[1] !== uncond.shape[1]) throw new Error('cond and uncond have different token lengths; pad them to the same number of chunks');
-  const contextPair = profile.condFirst ? concatBatch(cond, uncond) : concatBatch(uncond, cond);
-
-  /** One UNet call on x (cond only, or cond and uncond together); returns each half's denoised prediction. */
-  async function evaluate(x: Float64Array, sigma: number, withUncond: boolean): Promise<{ c: Float64Array; u?: Float64Array }> {
-    const copies = withUncond ? 2 : 1;
-    const xin = new Float32Array(n * copies);
-    for (let i = 0; i < n; i++) {
-      const v = profile.scaleInput(x[i], sigma);
-      for (let k = 0; k < copies; k++) xin[k * n + i] = v;
+  let fixed: StepContext | undefined;
+  if (!input.conditioning) {
+    if (!input.cond || !input.uncond) throw new Error('the denoiser needs text conditioning (cond and uncond, or conditioning)');
+    fixed = fixedContext(input.cond, input.uncond, B);
+  }
+  // A1111's CFGDenoiser.step: every call counts, starting at 0.
+  let calls = 0;
+  const stepFor = (sigma: number) => (profile.name === 'comfy' && input.sigmas ? stepFromSigma(input.sigmas, sigma) : calls);
+  const contexts = new Map<number, StepContext>();
+  const contextAt = (step: number): StepContext => {
+    if (fixed) return fixed;
+    let c = contexts.get(step);
+    if (!c) {
+      c = scheduledContext(input.conditioning!, step, B);
+      // Schedules switch a few times at most; keep the last few contexts only.
+      if (contexts.size > 8) contexts.clear();
+      contexts.set(step, c);
     }
+    return c;
+  };
+
+  /** One UNet call: `rows` copies of x (image i repeated as `reps[i]`), each with its context row. */
+  async function unet(x: Float64Array, sigma: number, imageOfRow: readonly number[], context: Float32Array, tokens: number, width: number): Promise<Float32Array> {
+    const rows = imageOfRow.length;
+    const xin = new Float32Array(rows * per);
+    imageOfRow.forEach((img, r) => {
+      for (let i = 0; i < per; i++) xin[r * per + i] = profile.scaleInput(x[img * per + i], sigma);
+    });
     const t = profile.timestep(schedule, sigma);
-    const ctx = withUncond ? contextPair : cond;
-    const out = (await model.predict(Tensor.f32([B * copies, ...shape.slice(1)], xin), Tensor.f32([B * copies], new Float32Array(B * copies).fill(t)), ctx)).toFloat32Array();
-    input.onEval?.();
-    const s2 = sigma * sigma + 1;
-    const toDenoised = (offset: number) => {
-      const d = new Float64Array(n);
-      if (model.prediction === 'eps') {
-        for (let i = 0; i < n; i++) d[i] = x[i] - sigma * out[offset + i];
-      } else {
-        const cSkip = 1 / s2;
-        const cOut = -sigma / Math.sqrt(s2);
-        for (let i = 0; i < n; i++) d[i] = x[i] * cSkip + out[offset + i] * cOut;
-      }
-      return d;
-    };
-    if (!withUncond) return { c: toDenoised(0) };
-    const [cOff, uOff] = profile.condFirst ? [0, n] : [n, 0];
-    return { c: toDenoised(cOff), u: toDenoised(uOff) };
+    const out = await model.predict(
+      Tensor.f32([rows, ...shape.slice(1)], xin), Tensor.f32([rows], new Float32Array(rows).fill(t)), Tensor.f32([rows, tokens, width], context),
+    );
+    return out.toFloat32Array();
   }
 
+  function toDenoised(x: Float64Array, sigma: number, out: Float32Array, row: number, img: number): Float64Array {
+    const d = new Float64Array(per);
+    const o = row * per;
+    const xo = img * per;
+    if (model.prediction === 'eps') {
+      for (let i = 0; i < per; i++) d[i] = x[xo + i] - sigma * out[o + i];
+    } else {
+      const s2 = sigma * sigma + 1;
+      const cSkip = 1 / s2;
+      const cOut = -sigma / Math.sqrt(s2);
+      for (let i = 0; i < per; i++) d[i] = x[xo + i] * cSkip + out[o + i] * cOut;
+    }
+    return d;
+  }
+
+  /** Denoised predictions of every cond row and (optionally) every image's uncond. */
+  async function evaluate(x: Float64Array, sigma: number, withUncond: boolean): Promise<{ ctx: StepContext; c: Float64Array[]; u?: Float64Array[] }> {
+    const ctx = contextAt(stepFor(sigma));
+    calls++;
+    const condImages: number[] = [];
+    ctx.parts.forEach((ps, img) => ps.forEach(() => condImages.push(img)));
+    const uncondImages = Array.from({ length: B }, (_, i) => i);
+    const W = ctx.width;
+    let condOut: Float32Array;
+    let uncondOut: Float32Array | undefined;
+    if (!withUncond) {
+      condOut = await unet(x, sigma, condImages, ctx.cond, ctx.condTokens, W);
+    } else if (ctx.condTokens === ctx.uncondTokens || profile.name === 'comfy') {
+      let tokens = ctx.condTokens;
+      let cond = ctx.cond;
+      let uncond = ctx.uncond;
+      if (ctx.condTokens !== ctx.uncondTokens) {
+        tokens = (ctx.condTokens / gcd(ctx.condTokens, ctx.uncondTokens)) * ctx.uncondTokens;
+        cond = tile(cond, ctx.condRows, ctx.condTokens, W, tokens / ctx.condTokens);
+        uncond = tile(uncond, B, ctx.uncondTokens, W, tokens / ctx.uncondTokens);
+      }
+      const context = new Float32Array(cond.length + uncond.length);
+      context.set(profile.condFirst ? cond : uncond, 0);
+      context.set(profile.condFirst ? uncond : cond, profile.condFirst ? cond.length : uncond.length);
+      const images = profile.condFirst ? [...condImages, ...uncondImages] : [...uncondImages, ...condImages];
+      const out = await unet(x, sigma, images, context, tokens, W);
+      const condStart = profile.condFirst ? 0 : B;
+      condOut = out.subarray(condStart * per, (condStart + ctx.condRows) * per);
+      const uStart = profile.condFirst ? ctx.condRows : 0;
+      uncondOut = out.subarray(uStart * per, (uStart + B) * per);
+    } else {
+      condOut = await unet(x, sigma, condImages, ctx.cond, ctx.condTokens, W);
+      uncondOut = await unet(x, sigma, uncondImages, ctx.uncond, ctx.uncondTokens, W);
+    }
+    input.onEval?.();
+    const c = condImages.map((img, r) => toDenoised(x, sigma, condOut, r, img));
+    const u = uncondOut ? uncondImages.map((img) => toDenoised(x, sigma, uncondOut!, img, img)) : undefined;
+    return { ctx, c, u };
+  }
+
+  const join = (parts: Float64Array[]): Float64Array => {
+    const out = new Float64Array(n);
+    parts.forEach((p, i) => out.set(p, i * per));
+    return out;
+  };
+
   async function withUncond(x: Float64Array, sigma: number): Promise<GuidedPrediction> {
-    const { c, u } = await evaluate(x, sigma, true);
+    const { ctx, c, u } = await evaluate(x, sigma, true);
     const denoised = new Float64Array(n);
-    for (let i = 0; i < n; i++) denoised[i] = u![i] + (c[i] - u![i]) * cfgScale;
-    return { denoised, uncond: u! };
+    // A1111 combine_denoised: u + Σ (c_k − u)·(w_k·cfg).
+    ctx.parts.forEach((ps, img) => {
+      const ui = u![img];
+      const o = img * per;
+      for (let i = 0; i < per; i++) denoised[o + i] = ui[i];
+      for (const [row, w] of ps) {
+        const scale = w * cfgScale;
+        const ci = c[row];
+        for (let i = 0; i < per; i++) denoised[o + i] += (ci[i] - ui[i]) * scale;
+      }
+    });
+    return { denoised, uncond: join(u!) };
   }
 
   const denoise = async (x: Float64Array, sigma: number): Promise<Float64Array> => {
-    if (cfgScale === 1 && profile.skipUncondAtCfg1) return (await evaluate(x, sigma, false)).c;
+    if (cfgScale === 1 && profile.skipUncondAtCfg1) {
+      const { ctx, c } = await evaluate(x, sigma, false);
+      return join(ctx.parts.map((ps) => c[ps[0][0]]));
+    }
     return (await withUncond(x, sigma)).denoised;
   };
   return Object.assign(denoise, { withUncond });

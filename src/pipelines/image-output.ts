@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { withPngText } from '../formats/png-text.js';
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import { Tensor } from '../tensor/tensor.js';
+import { decodeMaybeTiled, type VaeTiling } from './vae-tiling.js';
 
 /** One generated image: 8-bit RGB (HWC) and the PNG with its A1111 `parameters` chunk. */
 export interface GeneratedImage {
@@ -33,11 +34,14 @@ export function toRgb8(decoded: Tensor): Uint8Array[] {
   return images;
 }
 
-/** Latents as the sampler leaves them → decoded RGB images (latent ÷ scale factor, then the VAE). */
-export async function decodeLatents(model: StableDiffusionModel, latents: Float64Array, shape: readonly number[]): Promise<Uint8Array[]> {
+/**
+ * Latents as the sampler leaves them → decoded RGB images (latent ÷ scale factor, then the VAE).
+ * `tiling` defaults to 'auto': images above 1024×1024 decode tile by tile (vae-tiling.ts).
+ */
+export async function decodeLatents(model: StableDiffusionModel, latents: Float64Array, shape: readonly number[], tiling?: VaeTiling): Promise<Uint8Array[]> {
   const inv = Math.fround(1 / model.scaleFactor);
   const z = Float32Array.from(latents, (v) => Math.fround(v) * inv);
-  return toRgb8(await model.decode(Tensor.f32(shape, z)));
+  return toRgb8(await decodeMaybeTiled(model, Tensor.f32(shape, z), tiling));
 }
 
 export async function encodePng(rgb: Uint8Array, width: number, height: number, parameters: string): Promise<Buffer> {

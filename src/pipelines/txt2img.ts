@@ -1,19 +1,22 @@
 // Text to image: conditioning, initial noise, a sampler over the profile's σ schedule, VAE decode,
 // PNG with A1111 metadata.
-import { basename, extname } from 'node:path';
-import { autoV2Hash } from '../formats/hash.js';
+import type { HypernetworkSpec } from '../adapters/hypernetwork.js';
+import type { LoraSpec } from '../adapters/lora.js';
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import { sigmasFor } from '../sampling/schedules.js';
-import { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { encodePair } from './conditioning.js';
+import type { ClipTokenizer } from '../text/clip-tokenizer.js';
+import type { EmphasisMode, PromptSyntax } from './conditioning.js';
+import type { EmbeddingLibrary } from '../adapters/textual-inversion.js';
+import { imageInfotext } from './infotext.js';
+import { prepareText, withNetworks } from './prompt-setup.js';
 import { sampleLatents, type Progress } from './sample.js';
 import { decodeLatents, encodePng, type GeneratedImage } from './image-output.js';
-import { formatParameters } from './parameters.js';
 import { getProfile, type Profile, type ProfileName, type RngName } from './profiles.js';
-import { a1111InfotextFields, parseSamplerName } from '../sampling/names.js';
+import { parseSamplerName } from '../sampling/names.js';
+import type { HiresOptions } from './hires.js';
 
-export const VERSION = 'latentkit 0.1.0';
+export { VERSION } from './infotext.js';
 
 export type { Progress } from './sample.js';
 
@@ -44,7 +47,31 @@ export interface Txt2ImgOptions {
   readonly noise?: Tensor;
   /** Tokenizer; by default the CLIP vocabulary is looked up next to the model, then in the package. */
   readonly tokenizer?: ClipTokenizer;
+  /** Prompt syntax: A1111's (default for the a1111 profile) or ComfyUI's (default for comfy). */
+  readonly promptSyntax?: PromptSyntax;
+  /** A1111 emphasis mode: 'original' (default), 'no-norm', 'ignore', 'off'. */
+  readonly emphasis?: EmphasisMode;
+  /** Textual-inversion folders (or an opened library): A1111 file-name triggers, ComfyUI `embedding:name`. */
+  readonly embeddings?: readonly string[] | EmbeddingLibrary;
+  /** Wildcard folders for dynamic prompts (`__name__` → name.txt); `{a|b}` works without. */
+  readonly wildcards?: readonly string[];
+  /** Non-fatal problems (a skipped embedding, say); also returned in `warnings`. */
+  readonly onWarning?: (message: string) => void;
   readonly onProgress?: (p: Progress) => void;
+  /** LoRAs / LyCORIS (any supported format) for this call; the model itself is left unpatched. */
+  readonly loras?: readonly LoraSpec[];
+  /** A1111 hypernetworks for this call, each with a strength. */
+  readonly hypernetworks?: readonly HypernetworkSpec[];
+  /** Infotext `Lora hashes` for networks the caller applied itself (set from `loras` otherwise). */
+  readonly loraHashes?: string;
+  /** Folders searched for `<lora:name:w>` in the prompt (subfolders included). */
+  readonly loraDirs?: readonly string[];
+  /** Folders searched for `<hypernet:name:w>` in the prompt. */
+  readonly hypernetworkDirs?: readonly string[];
+  /** Set once the prompt's and the options' networks have been applied (pipelines pass it on). */
+  readonly networksResolved?: boolean;
+  /** Hires fix: a second, img2img pass at `scale` × the size (see pipelines/hires.ts). */
+  readonly hires?: HiresOptions;
 }
 
 export interface Txt2ImgResult {
@@ -53,6 +80,8 @@ export interface Txt2ImgResult {
   readonly latents: Float64Array;
   readonly latentShape: readonly [number, number, number, number];
   readonly sigmas: readonly number[];
+  /** LoRA keys that matched nothing, one line per file. */
+  readonly warnings?: readonly string[];
 }
 
 function check(cond: boolean, message: string): void {
@@ -95,13 +124,15 @@ export function checkTxt2ImgOptions(opts: Omit<Txt2ImgOptions, 'prompt'> & { pro
 }
 
 export async function txt2img(model: StableDiffusionModel, opts: Txt2ImgOptions): Promise<Txt2ImgResult> {
+  // Patch once (options and `<lora:…>` tags), then run as if the caller had passed the patched view.
+  if (!opts.networksResolved) return withNetworks(model, opts, txt2img);
+  // Loaded on demand: hires.ts builds on this module.
+  if (opts.hires) return (await import('./hires.js')).txt2imgHires(model, { ...opts, hires: opts.hires });
   const { width, height, steps, cfgScale, batch, clipSkip, seed, profile, sampler, scheduler } = checkTxt2ImgOptions(opts);
   const schedule = profile.schedule();
   const sigmas = sigmasFor(profile.name, sampler, scheduler, steps);
   const shape: [number, number, number, number] = [batch, model.latentChannels, height / 8, width / 8];
-
-  const tokenizer = opts.tokenizer ?? (await ClipTokenizer.load({ modelPath: model.path }));
-  const { cond, uncond } = await encodePair(model, tokenizer, opts.prompt, opts.negativePrompt ?? '', clipSkip, batch);
+  const text = await prepareText(model, opts, { seed, steps, clipSkip, profile });
 
   const noise = profile.noise({
     seed, batchSize: batch, shape: [shape[1], shape[2], shape[3]], rng: opts.rng ?? profile.defaultRng,
@@ -117,30 +148,19 @@ export async function txt2img(model: StableDiffusionModel, opts: Txt2ImgOptions)
   const x = Float64Array.from(initial, (v) => v * scale);
 
   const latents = await sampleLatents({
-    model, profile, sampler, sigmas, x, shape, cond, uncond, cfgScale, noise: noise.source,
+    model, profile, sampler, sigmas, x, shape, conditioning: text.conditioning, cfgScale, noise: noise.source,
     eta: opts.eta, sNoise: opts.sNoise, onProgress: opts.onProgress,
   });
 
   const rgb = await decodeLatents(model, latents, shape);
-  const names = a1111InfotextFields(sampler, scheduler);
-  const modelName = basename(model.path, extname(model.path));
-  const hash = await autoV2Hash(model.path).catch(() => undefined);
   const images: GeneratedImage[] = [];
   for (let i = 0; i < batch; i++) {
-    const parameters = formatParameters(opts.prompt, opts.negativePrompt ?? '', [
-      ['Steps', steps], ['Sampler', names.Sampler], ['Schedule type', names['Schedule type']], ['CFG scale', cfgScale],
-      ['Seed', noise.seeds[i]], ['Size', `${width}x${height}`], ['Model hash', hash], ['Model', modelName],
-      ['Variation seed', opts.variationStrength ? opts.variationSeed! + i : undefined],
-      ['Variation seed strength', opts.variationStrength || undefined],
-      ['Seed resize from', opts.seedResizeFrom ? `${opts.seedResizeFrom.width}x${opts.seedResizeFrom.height}` : undefined],
-      ['Clip skip', clipSkip > 1 ? clipSkip : undefined],
-      ['ENSD', opts.etaNoiseSeedDelta || undefined],
-      ['RNG', (opts.rng ?? profile.defaultRng) === 'gpu' ? undefined : (opts.rng === 'cpu' ? 'CPU' : 'NV')],
-      ['Eta', opts.eta],
-      ['Profile', profile.name === 'a1111' ? undefined : profile.name],
-      ['Version', VERSION],
-    ]);
+    const parameters = await imageInfotext(model, {
+      ...opts, prompt: text.prompt, negativePrompt: text.negativePrompt, steps, sampler, scheduler, cfgScale,
+      seed: noise.seeds[i], width, height, clipSkip, profile,
+      variationSeed: opts.variationStrength ? opts.variationSeed! + i : undefined, text: text.conditioning.infotext,
+    });
     images.push({ width, height, rgb: rgb[i], seed: noise.seeds[i], parameters, png: await encodePng(rgb[i], width, height, parameters) });
   }
-  return { images, latents, latentShape: shape, sigmas };
+  return { images, latents, latentShape: shape, sigmas, ...(text.warnings.length ? { warnings: text.warnings } : {}) };
 }

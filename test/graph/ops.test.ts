@@ -281,3 +281,35 @@ test('upsampleNearestTo resizes onto a skip of any size with torch nearest index
   for (let p = 0; p < 6; p++) for (let y = 0; y < 3; y++) for (let q = 0; q < 5; q++) out.push(xs.data[(p * 2 + Math.floor((y * 2) / 3)) * 3 + Math.floor((q * 3) / 5)]);
   await check('upsampleNearestTo 2×3 → 3×5', { inputs: { x, like }, build: (g, v) => g.upsampleNearestTo(v.x, v.like) }, R.arr([2, 3, 3, 5], out), 0);
 });
+
+test('relu, leakyRelu, prelu (per-channel and shared), pixelShuffle and pixelUnshuffle as torch defines them', async () => {
+  const x = R.random([2, 8, 4, 6], 97);
+  const xs = f32(x);
+  await check('relu', { inputs: { x }, build: (g, v) => g.relu(v.x) }, R.map(xs, (a) => Math.max(a, 0)), 0);
+  await check('leakyRelu 0.2', { inputs: { x }, build: (g, v) => g.leakyRelu(v.x, 0.2) }, R.map(xs, (a) => (a >= 0 ? a : a * Math.fround(0.2))));
+  const slope = R.random([8], 98);
+  const sl = f32(slope);
+  const preluWant = R.arr(x.shape, xs.data.map((a, i) => (a >= 0 ? a : a * sl.data[Math.floor(i / 24) % 8])));
+  await check('prelu per channel', { weights: { 'p.weight': slope }, inputs: { x }, build: (g, v) => g.prelu(v.x, g.weight('p.weight')) }, preluWant);
+  const one = R.arr([1], [0.25]);
+  await check('prelu shared', { weights: { 'p.weight': one }, inputs: { x }, build: (g, v) => g.prelu(v.x, g.weight('p.weight')) }, R.map(xs, (a) => (a >= 0 ? a : a * 0.25)));
+  // torch: shuffle out[n, c, h·r + i, w·r + j] = in[n, c·r² + i·r + j, h, w]; unshuffle is its inverse.
+  const [n, c, h, w] = x.shape;
+  for (const r of [2]) {
+    const co = c / (r * r);
+    const sh = new Float64Array(xs.data.length);
+    for (let b = 0; b < n; b++) for (let ch = 0; ch < co; ch++) for (let y = 0; y < h * r; y++) for (let q = 0; q < w * r; q++) {
+      const src = ((b * c + ch * r * r + (y % r) * r + (q % r)) * h + Math.floor(y / r)) * w + Math.floor(q / r);
+      sh[((b * co + ch) * h * r + y) * w * r + q] = xs.data[src];
+    }
+    await check(`pixelShuffle ${r}`, { inputs: { x }, build: (g, v) => g.pixelShuffle(v.x, r) }, R.arr([n, co, h * r, w * r], sh), 0);
+    const un = new Float64Array(xs.data.length);
+    const [ho, wo] = [h / r, w / r];
+    for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) for (let y = 0; y < h; y++) for (let q = 0; q < w; q++) {
+      const dst = ((b * c * r * r + ch * r * r + (y % r) * r + (q % r)) * ho + Math.floor(y / r)) * wo + Math.floor(q / r);
+      un[dst] = xs.data[((b * c + ch) * h + y) * w + q];
+    }
+    await check(`pixelUnshuffle ${r}`, { inputs: { x }, build: (g, v) => g.pixelUnshuffle(v.x, r) }, R.arr([n, c * r * r, ho, wo], un), 0);
+    await check(`pixelShuffle ∘ pixelUnshuffle = id`, { inputs: { x }, build: (g, v) => g.pixelShuffle(g.pixelUnshuffle(v.x, r), r) }, xs, 0);
+  }
+});

@@ -1,0 +1,127 @@
+// A1111 hypernetworks: a .pt as A1111 saves it (per-width pairs of MLPs, layer_structure, activation,
+// layer norm, a dropout slot in the Sequential) loaded through the safe pickle reader and applied to
+// every attention's k / v context as  x + strength · mlp(x).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { applyHypernetworks, loadHypernetwork } from '../../src/adapters/hypernetwork.js';
+import type { GraphBuilder } from '../../src/graph/builder.js';
+import type { Value } from '../../src/graph/types.js';
+import type { WeightSource } from '../../src/graph/weights.js';
+import type { ContextHook } from '../../src/models/unet.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { OP, PickleWriter, torchZipEntries, writeTensor, writeZipFile } from '../fixtures/pickle/builders.js';
+import { loadTiny } from '../pipelines/models.js';
+import { maxRelError } from '../ref.js';
+import { randn, rng } from './fixtures.js';
+
+/** One MLP's state dict as A1111's Sequential numbers it: Linear 0, ReLU 1, LayerNorm 2, Dropout 3, Linear 4, LayerNorm 5. */
+function mlpTensors(r: () => number, d: number): [string, Tensor][] {
+  return [
+    ['linear.0.weight', randn(r, [2 * d, d], 0.3)], ['linear.0.bias', randn(r, [2 * d], 0.1)],
+    ['linear.2.weight', randn(r, [2 * d], 0.2)], ['linear.2.bias', randn(r, [2 * d], 0.1)],
+    ['linear.4.weight', randn(r, [d, 2 * d], 0.3)], ['linear.4.bias', randn(r, [d], 0.1)],
+    ['linear.5.weight', randn(r, [d], 0.2)], ['linear.5.bias', randn(r, [d], 0.1)],
+  ];
+}
+
+async function writeHypernetwork(path: string, sizes: number[], seed: number): Promise<Map<string, Tensor>> {
+  const r = rng(seed);
+  const all = new Map<string, Tensor>();
+  const storages: Record<string, Uint8Array> = {};
+  const w = new PickleWriter().proto(2);
+  w.op(OP.EMPTY_DICT).mark();
+  for (const size of sizes) {
+    w.int(size);
+    for (const which of ['k', 'v']) {
+      w.emptyOrderedDict().mark();
+      for (const [k, t] of mlpTensors(r, size)) {
+        const key = `${size}.${which}.${k}`;
+        all.set(key, t);
+        storages[key] = t.bytes().slice();
+        writeTensor(w.str(k), { storage: key, numel: t.size, shape: t.shape });
+      }
+      w.op(OP.SETITEMS);
+    }
+    w.op(OP.TUPLE2);
+  }
+  w.str('layer_structure').op(OP.EMPTY_LIST).mark().float(1).float(2).float(1).op(OP.APPENDS);
+  w.str('activation_func').str('relu');
+  w.str('is_layer_norm').bool(true);
+  w.str('use_dropout').bool(true);
+  w.str('activate_output').bool(false);
+  w.str('name').str('tiny-hn');
+  w.str('step').int(1000);
+  w.op(OP.SETITEMS).stop();
+  await writeZipFile(path, torchZipEntries('archive', w.toBytes(), storages));
+  return all;
+}
+
+/** The test's own reading of A1111's module: x + s·LN(Linear(LN(relu(Linear(x))))). */
+function referenceHook(s: number, sizes: number[]): ContextHook {
+  return (g: GraphBuilder, ctx: Value) => {
+    const d = ctx.shape[2] as number;
+    if (!sizes.includes(d)) return { k: ctx, v: ctx };
+    const run = (which: string) => {
+      const p = `ref.${d}.${which}.linear`;
+      let h = g.linear(ctx, g.scope(`${p}.0`));
+      h = g.clip(h, 0, Infinity);
+      h = g.layerNorm(h, g.scope(`${p}.2`), 1e-5);
+      h = g.linear(h, g.scope(`${p}.4`));
+      h = g.layerNorm(h, g.scope(`${p}.5`), 1e-5);
+      return g.add(ctx, g.mul(h, s));
+    };
+    return { k: run('k'), v: run('v') };
+  };
+}
+
+function withExtra(base: WeightSource, extra: Map<string, Tensor>, id: string): WeightSource {
+  return {
+    id: `${base.id}+${id}`,
+    info: (k) => { const t = extra.get(k); return t ? { dtype: t.dtype, shape: t.shape } : base.info(k); },
+    read: async (k) => extra.get(k) ?? base.read(k),
+  };
+}
+
+test('an A1111 hypernetwork .pt applies x + s·mlp(x) to the k and v context of every attention of its widths', async () => {
+  const model = await loadTiny('tiny-sd1');
+  const dir = await mkdtemp(join(tmpdir(), 'lk-hn-'));
+  try {
+    const path = join(dir, 'tiny-hn.pt');
+    // 32: the text context of attn2; 64: the tokens of attn1 (self-attention) in the tiny UNet.
+    const tensors = await writeHypernetwork(path, [32, 64], 5);
+    const hn = await loadHypernetwork(path);
+    assert.equal(hn.name, 'tiny-hn');
+    assert.deepEqual([...hn.sizes.keys()].sort(), [32, 64]);
+    assert.deepEqual(hn.sizes.get(32)![0].map((l) => l.kind), ['linear', 'act', 'norm', 'linear', 'norm']);
+
+    const r = rng(8);
+    const x = randn(r, [1, 4, 8, 8]);
+    const t = Tensor.f32([1], [400]);
+    const c = randn(r, [1, 8, 32]);
+    const base = (await model.predict(x, t, c)).toFloat32Array();
+    const s = 0.7;
+    const view = await applyHypernetworks(model, [{ path, strength: s }]);
+    const got = (await view.predict(x, t, c)).toFloat32Array();
+
+    const extra = new Map([...tensors].map(([k, v]) => [`ref.${k}`, v]));
+    const ref = model.derive({ weights: { unet: withExtra(model.parts.weights.unet, extra, 'hnref') }, unetContextHook: referenceHook(s, [32, 64]) });
+    const want = (await ref.predict(x, t, c)).toFloat32Array();
+    const err = maxRelError(got, want);
+    console.log(`  hypernetwork (widths 32 and 64, strength ${s}): relative error ${err.toExponential(2)} vs the test's reference (tolerance 1e-5); it moves the output by ${maxRelError(got, base).toExponential(2)}`);
+    assert.ok(err < 1e-5, String(err));
+    assert.ok(maxRelError(got, base) > 1e-3);
+
+    assert.equal(await applyHypernetworks(model, [{ path, strength: 0 }]), model, 'strength 0 leaves the model as it is');
+    assert.deepEqual((await model.predict(x, t, c)).toFloat32Array(), base, 'the base model is unchanged');
+  } finally {
+    await model.close();
+  }
+});
+
+test('a .pt that is not a hypernetwork, or a hostile pickle, is refused with the file named', async () => {
+  await assert.rejects(loadHypernetwork(join(import.meta.dirname, '../fixtures/pickle/model_p4.pt')), /model_p4\.pt: not an A1111 hypernetwork/);
+  await assert.rejects(loadHypernetwork(join(import.meta.dirname, '../fixtures/pickle/hostile_posix_system.ckpt')), /hostile_posix_system\.ckpt/);
+});
