@@ -5,13 +5,12 @@
 // counts as IN00 and the final `out.` layers as OUT11, everything else outside the UNet takes the base
 // α). The result streams to a safetensors file tensor by tensor — the header is known from the inputs'
 // headers — so a 2 GB model is never held in memory, and lands by rename only once complete.
-import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { legacyModelHash, sha256File } from '../formats/hash.js';
 import { openStateDict } from '../formats/open.js';
+import { writeSafetensors } from '../formats/safetensors.js';
 import type { StateDict } from '../formats/state-dict.js';
-import { isFloatDType, DTYPE_SIZE, type DType } from '../tensor/dtype.js';
+import { isFloatDType, type DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export type MergeMode = 'weighted-sum' | 'add-difference';
@@ -68,75 +67,7 @@ export function blockIndex(key: string): number {
   return -1;
 }
 
-const DTYPE_TO_FILE: Partial<Record<DType, string>> = {
-  f64: 'F64', f32: 'F32', f16: 'F16', bf16: 'BF16', i64: 'I64', i32: 'I32', i16: 'I16', i8: 'I8', u8: 'U8', bool: 'BOOL',
-  f8e4m3: 'F8_E4M3', f8e5m2: 'F8_E5M2',
-};
-
-/** Code point order, as the safetensors writer and Python's sorted() use. */
-function compareKeys(a: string, b: string): number {
-  const x = [...a];
-  const y = [...b];
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = x[i].codePointAt(0)! - y[i].codePointAt(0)!;
-    if (d !== 0) return d;
-  }
-  return x.length - y.length;
-}
-
 interface Planned { key: string; dtype: DType; shape: readonly number[]; produce: () => Promise<Tensor> }
-
-/** Writes tensors one at a time into a temp file beside `path`, synced, then renamed over `path`. */
-export async function writeSafetensorsStreaming(path: string, items: Planned[], metadata: Record<string, string>, onProgress?: (done: number, total: number) => void): Promise<void> {
-  items.sort((p, q) => compareKeys(p.key, q.key));
-  const parts = [`"__metadata__":${JSON.stringify(metadata)}`];
-  let offset = 0;
-  const sizes: number[] = [];
-  for (const it of items) {
-    const n = it.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[it.dtype];
-    parts.push(`${JSON.stringify(it.key)}:${JSON.stringify({ dtype: DTYPE_TO_FILE[it.dtype], shape: it.shape, data_offsets: [offset, offset + n] })}`);
-    sizes.push(n);
-    offset += n;
-  }
-  let json = `{${parts.join(',')}}`;
-  const enc = new TextEncoder();
-  json += ' '.repeat((8 - (enc.encode(json).byteLength % 8)) % 8);
-  const header = enc.encode(json);
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  const fh = await fsp.open(tmp, 'wx');
-  let ok = false;
-  try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(header.byteLength));
-    await fh.write(len, 0, 8, 0);
-    await fh.write(header, 0, header.byteLength, 8);
-    let pos = 8 + header.byteLength;
-    for (const [i, it] of items.entries()) {
-      const t = await it.produce();
-      const bytes = t.bytes();
-      if (bytes.byteLength !== sizes[i] || t.dtype !== it.dtype) {
-        throw new Error(`${path}: tensor '${it.key}' came out as ${t.dtype} [${t.shape.join(', ')}], planned ${it.dtype} [${it.shape.join(', ')}]`);
-      }
-      for (let done = 0; done < bytes.byteLength;) {
-        const { bytesWritten } = await fh.write(bytes, done, Math.min(bytes.byteLength - done, 1 << 30), pos + done);
-        done += bytesWritten;
-      }
-      pos += bytes.byteLength;
-      onProgress?.(i + 1, items.length);
-    }
-    await fh.sync();
-    ok = true;
-  } finally {
-    await fh.close().catch(() => undefined);
-    if (!ok) await fsp.unlink(tmp).catch(() => undefined);
-  }
-  try {
-    await fsp.rename(tmp, path);
-  } catch (err) {
-    await fsp.unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-}
 
 function checkOptions(o: MergeOptions): void {
   if (o.mode !== 'weighted-sum' && o.mode !== 'add-difference') throw new Error(`merge mode must be weighted-sum or add-difference, got '${o.mode as string}'`);
@@ -228,7 +159,7 @@ export async function mergeCheckpoints(o: MergeOptions): Promise<MergeResult> {
     }
     if (V && vaeReplaced === 0) throw new Error(`${o.vae}: none of its tensors matches a first_stage_model.* key of ${o.a}; is it a VAE in the LDM layout?`);
     const metadata = await recipe(o, { merged, copied, vaeReplaced });
-    await writeSafetensorsStreaming(o.out, items, metadata, o.onProgress);
+    await writeSafetensors(o.out, new Map(items.map((it) => [it.key, it])), metadata, o.onProgress);
     return { out: o.out, tensors: items.length, merged, copied, vaeReplaced, metadata };
   } finally {
     for (const sd of opened) await sd.close();

@@ -4,6 +4,8 @@ import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { writeSafetensors } from '../formats/safetensors.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
+import type { StableDiffusionModel } from '../models/sd-model.js';
+import type { GeneratedImage } from '../pipelines/image-output.js';
 import { PROFILES, type ProfileName, type RngName } from '../pipelines/profiles.js';
 import { checkTxt2ImgOptions, txt2img, type Progress } from '../pipelines/txt2img.js';
 import { DEVICES, type Device } from '../runtime/session.js';
@@ -120,13 +122,17 @@ function hiresRequest(flags: GenerateFlags) {
   return { scale: flags.hiresScale, steps: flags.hiresSteps, denoise: flags.hiresDenoise, upscaler: flags.hiresUpscaler };
 }
 
-async function generate(flags: GenerateFlags): Promise<void> {
-  if (flags.variationStrength !== undefined && flags.variationSeed === undefined) {
-    throw new Error('--variation-strength needs --variation-seed');
-  }
-  const seed = flags.seed ?? Math.floor(Math.random() * 4294967295);
-  const request = { ...generateRequest(flags, seed), hires: hiresRequest(flags) };
-  checkTxt2ImgOptions(request);
+type ImageResult = { images: GeneratedImage[]; warnings?: readonly string[] };
+
+/**
+ * The body every image command shares: load the model, run the pipeline with a progress bar on a
+ * terminal, print warnings, write the PNGs (never over an existing file); `after` adds extra outputs.
+ */
+export async function runImageCommand<R extends ImageResult>(
+  flags: GenerateFlags, seed: number,
+  run: (model: StableDiffusionModel, extras: { tokenizer: ClipTokenizer; onProgress: (p: Progress) => void }) => Promise<R>,
+  after?: (model: StableDiffusionModel, result: R) => Promise<void>,
+): Promise<void> {
   const model = await loadCheckpoint(flags.model, {
     device: flags.device, threads: flags.threads, vae: flags.vae, prediction: flags.prediction,
     unetHeads: flags.unetHeads, unetHeadWidth: flags.unetHeadWidth, textHeads: flags.textHeads,
@@ -141,9 +147,9 @@ async function generate(flags: GenerateFlags): Promise<void> {
       if (p.step === 1) bar.start(p.total, 0);
       bar.update(p.step);
     };
-    let result;
+    let result: R;
     try {
-      result = await txt2img(model, { ...request, tokenizer, onProgress });
+      result = await run(model, { tokenizer, onProgress });
     } finally {
       bar?.stop();
     }
@@ -151,24 +157,34 @@ async function generate(flags: GenerateFlags): Promise<void> {
     const out = resolve(flags.out ?? defaultOut(seed));
     await mkdir(dirname(out), { recursive: true });
     for (const [i, image] of result.images.entries()) {
-      const wanted = result.images.length > 1 ? out.replace(/(\.png)?$/i, `-${i}.png`) : out;
-      const path = await claimPath(wanted);
+      const path = await claimPath(result.images.length > 1 ? out.replace(/(\.png)?$/i, `-${i}.png`) : out);
       await writeAtomic(path, image.png);
       console.log(`wrote ${path} (seed ${image.seed})`);
     }
-    if (flags.saveLatent) {
-      // ComfyUI's SaveLatent format: the latent in the VAE's space (sampler output ÷ scale factor).
-      const latent = Float32Array.from(result.latents, (v) => v / model.scaleFactor);
-      const path = await claimPath(resolve(flags.saveLatent));
-      await writeSafetensors(path, {
-        latent_tensor: Tensor.f32(result.latentShape, latent),
-        latent_format_version_0: Tensor.f32([0]),
-      });
-      console.log(`wrote ${path} (latent [${result.latentShape.join(', ')}])`);
-    }
+    await after?.(model, result);
   } finally {
     await model.close();
   }
+}
+
+async function generate(flags: GenerateFlags): Promise<void> {
+  if (flags.variationStrength !== undefined && flags.variationSeed === undefined) {
+    throw new Error('--variation-strength needs --variation-seed');
+  }
+  const seed = flags.seed ?? Math.floor(Math.random() * 4294967295);
+  const request = { ...generateRequest(flags, seed), hires: hiresRequest(flags) };
+  checkTxt2ImgOptions(request);
+  await runImageCommand(flags, seed, (model, extras) => txt2img(model, { ...request, ...extras }), async (model, result) => {
+    if (!flags.saveLatent) return;
+    // ComfyUI's SaveLatent format: the latent in the VAE's space (sampler output ÷ scale factor).
+    const latent = Float32Array.from(result.latents, (v) => v / model.scaleFactor);
+    const path = await claimPath(resolve(flags.saveLatent));
+    await writeSafetensors(path, {
+      latent_tensor: Tensor.f32(result.latentShape, latent),
+      latent_format_version_0: Tensor.f32([0]),
+    });
+    console.log(`wrote ${path} (latent [${result.latentShape.join(', ')}])`);
+  });
 }
 
 /**

@@ -1,9 +1,5 @@
 // `latentkit img2img | inpaint | outpaint`: the generate options plus each pipeline's own.
-import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import { Command, Option } from 'commander';
-import { loadCheckpoint } from '../models/checkpoint.js';
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import type { GeneratedImage } from '../pipelines/image-output.js';
 import { RESIZE_MODES, type ResizeMode } from '../pipelines/image-input.js';
@@ -12,7 +8,7 @@ import { inpaint, MASKED_CONTENT, type InpaintArea, type MaskedContent } from '.
 import { outpaint } from '../pipelines/outpaint.js';
 import { checkTxt2ImgOptions, type Progress } from '../pipelines/txt2img.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
-import { addGenerateOptions, claimPath, defaultOut, generateRequest, writeAtomic, type GenerateFlags } from './generate.js';
+import { addGenerateOptions, generateRequest, runImageCommand, type GenerateFlags } from './generate.js';
 import { floatOption, intOption } from './options.js';
 
 interface ImageFlags extends GenerateFlags {
@@ -32,46 +28,17 @@ interface ImageFlags extends GenerateFlags {
   feather?: number;
 }
 
-type Run = (model: StableDiffusionModel, request: ReturnType<typeof generateRequest> & { tokenizer: ClipTokenizer; onProgress: (p: Progress) => void }) => Promise<{ images: GeneratedImage[] }>;
+type Run = (model: StableDiffusionModel, request: ReturnType<typeof generateRequest> & { tokenizer: ClipTokenizer; onProgress: (p: Progress) => void }) => Promise<{ images: GeneratedImage[]; warnings?: readonly string[] }>;
 
-/** Shared body of the three commands: validate, load, run with a progress bar, write the PNGs. */
-async function runImageCommand(flags: ImageFlags, run: Run): Promise<void> {
+/** Validate the image options, then the shared load → run → write body of every image command. */
+async function imageRun(flags: ImageFlags, run: Run): Promise<void> {
   if (flags.variationStrength !== undefined && flags.variationSeed === undefined) throw new Error('--variation-strength needs --variation-seed');
   if (flags.strength !== undefined) checkStrength(flags.strength);
   const seed = flags.seed ?? Math.floor(Math.random() * 4294967295);
   const request = generateRequest(flags, seed);
   // Size may come from the image; check the rest now so bad input fails before any loading.
   checkTxt2ImgOptions({ ...request, width: request.width ?? 512, height: request.height ?? 512 });
-  const model = await loadCheckpoint(flags.model, {
-    device: flags.device, threads: flags.threads, vae: flags.vae, prediction: flags.prediction,
-    unetHeads: flags.unetHeads, unetHeadWidth: flags.unetHeadWidth, textHeads: flags.textHeads,
-  });
-  try {
-    const tokenizer = await ClipTokenizer.load({ path: flags.clipVocab, modelPath: flags.model, hint: 'pass --clip-vocab DIR (a folder with vocab.json and merges.txt)' });
-    const bar = process.stderr.isTTY
-      ? new cliProgress.SingleBar({ format: 'sampling |{bar}| {value}/{total} steps | {duration_formatted} elapsed, eta {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
-      : undefined;
-    const onProgress = (p: Progress) => {
-      if (!bar) return;
-      if (p.step === 1) bar.start(p.total, 0);
-      bar.update(p.step);
-    };
-    let result;
-    try {
-      result = await run(model, { ...request, tokenizer, onProgress });
-    } finally {
-      bar?.stop();
-    }
-    const out = resolve(flags.out ?? defaultOut(seed));
-    await mkdir(dirname(out), { recursive: true });
-    for (const [i, image] of result.images.entries()) {
-      const path = await claimPath(result.images.length > 1 ? out.replace(/(\.png)?$/i, `-${i}.png`) : out);
-      await writeAtomic(path, image.png);
-      console.log(`wrote ${path} (seed ${image.seed})`);
-    }
-  } finally {
-    await model.close();
-  }
+  await runImageCommand(flags, seed, (model, extras) => run(model, { ...request, ...extras }));
 }
 
 function imageCommand(program: Command, name: string, description: string): Command {
@@ -89,7 +56,7 @@ function inpaintOptions(cmd: Command): Command {
 export function registerImg2Img(program: Command): void {
   imageCommand(program, 'img2img', 'image to image: repaint an image guided by the prompt')
     .option('--strength <x>', 'denoising strength, 0 (keep) to 1 (repaint fully); default 0.75', floatOption('--strength', 0, 1))
-    .action((flags: ImageFlags) => runImageCommand(flags, (model, req) => img2img(model, { ...req, image: flags.image, strength: flags.strength, resizeMode: flags.resizeMode })));
+    .action((flags: ImageFlags) => imageRun(flags, (model, req) => img2img(model, { ...req, image: flags.image, strength: flags.strength, resizeMode: flags.resizeMode })));
 
   inpaintOptions(imageCommand(program, 'inpaint', 'repaint the masked part of an image (white = repaint)')
     .requiredOption('--mask <file>', 'mask image of the same size: white (or opaque) = repaint')
@@ -97,7 +64,7 @@ export function registerImg2Img(program: Command): void {
     .addOption(new Option('--inpaint-area <area>', 'whole picture, or only the masked area at full resolution').choices(['whole', 'masked']).default('whole'))
     .option('--only-masked-padding <px>', 'padding around the mask in "masked" mode (default 32)', intOption('--only-masked-padding', 0, 4096))
     .option('--invert-mask', 'inpaint what is not masked'))
-    .action((flags: ImageFlags) => runImageCommand(flags, (model, req) => inpaint(model, {
+    .action((flags: ImageFlags) => imageRun(flags, (model, req) => inpaint(model, {
       ...req, image: flags.image, mask: flags.mask!, strength: flags.strength, resizeMode: flags.resizeMode, maskBlur: flags.maskBlur,
       inpaintArea: flags.inpaintArea, onlyMaskedPadding: flags.onlyMaskedPadding, maskedContent: flags.maskedContent, invertMask: flags.invertMask,
     })));
@@ -109,7 +76,7 @@ export function registerImg2Img(program: Command): void {
     .option('--bottom <px>', 'pixels to add at the bottom', intOption('--bottom', 0, 4096))
     .option('--feather <px>', 'blend width into the original (ComfyUI default 40)', intOption('--feather', 0, 4096))
     .option('--strength <x>', 'denoising strength 0–1 (default 1)', floatOption('--strength', 0, 1)))
-    .action((flags: ImageFlags) => runImageCommand(flags, (model, req) => outpaint(model, {
+    .action((flags: ImageFlags) => imageRun(flags, (model, req) => outpaint(model, {
       ...req, image: flags.image, strength: flags.strength, maskBlur: flags.maskBlur, maskedContent: flags.maskedContent,
       left: flags.left, right: flags.right, top: flags.top, bottom: flags.bottom, feather: flags.feather,
     })));

@@ -275,7 +275,22 @@ async function parseHeader(path: string, fh: FileHandle): Promise<SafetensorsFil
 // ---------------------------------------------------------------------------------------------------
 // Writing
 
-type TensorSource = Record<string, Tensor> | ReadonlyMap<string, Tensor>;
+/**
+ * A tensor written on demand: its dtype and shape are known up front (for the header) and its data is
+ * produced only when the writer reaches it, so a merge of two 2 GB models never holds a third in memory.
+ */
+export interface LazyTensor {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  produce(): Promise<Tensor>;
+}
+
+type Entry_ = Tensor | LazyTensor;
+
+function isLazy(e: Entry_): e is LazyTensor {
+  return typeof (e as LazyTensor).produce === 'function';
+}
+type TensorSource = Record<string, Entry_> | ReadonlyMap<string, Entry_>;
 
 /** Code point order, as Python's sorted() and Rust's byte-wise string order give (UTF-16 order differs). */
 function compareKeys(a: string, b: string): number {
@@ -292,7 +307,7 @@ function compareKeys(a: string, b: string): number {
 
 interface Planned {
   key: string;
-  tensor: Tensor;
+  tensor: Entry_;
   nbytes: number;
 }
 
@@ -300,9 +315,9 @@ function plan(
   label: string, tensors: TensorSource, metadata: Record<string, string> | undefined,
 ): { header: Uint8Array; items: Planned[]; dataSize: number } {
   const fail: (msg: string) => never = (msg) => { throw new Error(`${label}: ${msg}`); };
-  const pairs: [string, Tensor][] = tensors instanceof Map
-    ? [...(tensors as ReadonlyMap<string, Tensor>).entries()]
-    : Object.entries(tensors as Record<string, Tensor>);
+  const pairs: [string, Entry_][] = tensors instanceof Map
+    ? [...(tensors as ReadonlyMap<string, Entry_>).entries()]
+    : Object.entries(tensors as Record<string, Entry_>);
   pairs.sort((a, b) => compareKeys(a[0], b[0]));
   // Built by hand rather than JSON.stringify of one object: JS objects move integer-like keys
   // ("0", "12") to the front, which would break the sorted order.
@@ -345,10 +360,11 @@ function lengthPrefix(n: number): Uint8Array {
   return b;
 }
 
-function tensorBytes(label: string, p: Planned): Uint8Array {
+function tensorBytes(label: string, p: Planned, tensor: Tensor): Uint8Array {
   let bytes: Uint8Array;
   try {
-    bytes = p.tensor.bytes();
+    if (tensor.dtype !== p.tensor.dtype) throw new Error(`it came out as ${tensor.dtype}, planned ${p.tensor.dtype}`);
+    bytes = tensor.bytes();
   } catch (err) {
     throw new Error(`${label}: tensor ${quote(p.key)}: could not get its data: ${(err as Error).message}`, { cause: err });
   }
@@ -367,7 +383,8 @@ export function serializeSafetensors(tensors: TensorSource, metadata?: Record<st
   out.set(header, 8);
   let pos = 8 + header.byteLength;
   for (const p of items) {
-    out.set(tensorBytes('safetensors', p), pos);
+    if (isLazy(p.tensor)) throw new Error(`safetensors: tensor ${quote(p.key)} is produced on demand; use writeSafetensors`);
+    out.set(tensorBytes('safetensors', p, p.tensor), pos);
     pos += p.nbytes;
   }
   return out;
@@ -388,7 +405,7 @@ async function writeFully(fh: FileHandle, src: Uint8Array, position: number): Pr
  * so a crash or a failing tensor never leaves a partial file and never loses the previous one.
  */
 export async function writeSafetensors(
-  path: string, tensors: TensorSource, metadata?: Record<string, string>,
+  path: string, tensors: TensorSource, metadata?: Record<string, string>, onProgress?: (done: number, total: number) => void,
 ): Promise<void> {
   const { header, items } = plan(path, tensors, metadata);
   const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
@@ -398,14 +415,15 @@ export async function writeSafetensors(
     await writeFully(fh, lengthPrefix(header.byteLength), 0);
     await writeFully(fh, header, 8);
     let pos = 8 + header.byteLength;
-    for (const p of items) {
-      const bytes = tensorBytes(path, p);
+    for (const [i, p] of items.entries()) {
+      const bytes = tensorBytes(path, p, isLazy(p.tensor) ? await p.tensor.produce() : p.tensor);
       try {
         await writeFully(fh, bytes, pos);
       } catch (err) {
         throw new Error(`${path}: writing tensor ${quote(p.key)} failed: ${(err as Error).message}`, { cause: err });
       }
       pos += p.nbytes;
+      onProgress?.(i + 1, items.length);
     }
     // Without the sync, a power loss right after the rename can leave an empty or partial file at path.
     await fh.sync();

@@ -15,7 +15,7 @@ import { loadRgb, resizeImage, rgbToTensor, type ImageSource, type RasterImage, 
 import type { InfoValue } from './parameters.js';
 import type { Profile, ProfileName } from './profiles.js';
 import { sampleLatents } from './sample.js';
-import { checkTxt2ImgOptions, type Txt2ImgOptions } from './txt2img.js';
+import { checkTxt2ImgOptions, type Txt2ImgOptions, type Txt2ImgResult } from './txt2img.js';
 
 /** How the VAE posterior becomes the init latent. */
 export type EncodeMode = 'sample' | 'mean';
@@ -42,12 +42,8 @@ export interface Img2ImgOptions extends Omit<Txt2ImgOptions, 'width' | 'height' 
   readonly noise?: Tensor;
 }
 
-export interface Img2ImgResult {
-  readonly images: GeneratedImage[];
-  readonly latents: Float64Array;
-  readonly latentShape: readonly [number, number, number, number];
-  /** The σ list the sampler walked (empty at strength 0). */
-  readonly sigmas: readonly number[];
+/** txt2img's result (its σ list is empty at strength 0) plus the init latent. */
+export interface Img2ImgResult extends Txt2ImgResult {
   /** The init latent (VAE encoding × scale factor) before any noise. */
   readonly initLatent: Float64Array;
 }
