@@ -1,9 +1,10 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
+import { delimiter, dirname, extname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { writeSafetensors } from '../formats/safetensors.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
+import { modelFolders, resolveModel } from '../models/model-folders.js';
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import type { GeneratedImage } from '../pipelines/image-output.js';
 import { PROFILES, type ProfileName, type RngName } from '../pipelines/profiles.js';
@@ -18,6 +19,7 @@ import type { HypernetworkSpec } from '../adapters/hypernetwork.js';
 
 export interface GenerateFlags {
   model: string;
+  models: string[];
   prompt: string;
   negative: string;
   steps: number;
@@ -99,6 +101,33 @@ export function defaultOut(seed: number): string {
   return resolve('outputs', `${stamp}-${seed}.png`);
 }
 
+/** Install roots from --models and LATENTKIT_MODELS (path-list separated). */
+function modelRoots(flags: GenerateFlags): string[] {
+  const env = (process.env.LATENTKIT_MODELS ?? '').split(delimiter).filter(Boolean);
+  return [...(flags.models ?? []), ...env];
+}
+
+/**
+ * Resolves names given relative to a ComfyUI / A1111 install (`-m dreamshaper_8`, `--lora detail:0.5`)
+ * and fills the folder lists the prompt's `<lora:…>` tags and embeddings are found in.
+ */
+export function withModelRoots<F extends GenerateFlags>(flags: F): F {
+  const roots = modelRoots(flags);
+  if (roots.length === 0) return flags;
+  const hiresUpscaler = flags.hiresUpscaler && /[./\\]/.test(flags.hiresUpscaler) ? resolveModel(flags.hiresUpscaler, roots, 'upscale_models') : flags.hiresUpscaler;
+  return {
+    ...flags,
+    model: resolveModel(flags.model, roots, 'checkpoints'),
+    vae: flags.vae ? resolveModel(flags.vae, roots, 'vae') : undefined,
+    lora: flags.lora.map((l) => ({ ...l, path: resolveModel(l.path, roots, 'loras') })),
+    hypernetwork: flags.hypernetwork.map((h) => ({ ...h, path: resolveModel(h.path, roots, 'hypernetworks') })),
+    loraDir: [...flags.loraDir, ...modelFolders(roots, 'loras')],
+    hypernetworkDir: [...flags.hypernetworkDir, ...modelFolders(roots, 'hypernetworks')],
+    embeddings: [...flags.embeddings, ...modelFolders(roots, 'embeddings')],
+    hiresUpscaler,
+  };
+}
+
 /** The txt2img request the shared image options describe (img2img / inpaint / outpaint build on it). */
 export function generateRequest(flags: GenerateFlags, seed: number) {
   return {
@@ -167,7 +196,8 @@ export async function runImageCommand<R extends ImageResult>(
   }
 }
 
-async function generate(flags: GenerateFlags): Promise<void> {
+async function generate(given: GenerateFlags): Promise<void> {
+  const flags = withModelRoots(given);
   if (flags.variationStrength !== undefined && flags.variationSeed === undefined) {
     throw new Error('--variation-strength needs --variation-seed');
   }
@@ -193,7 +223,8 @@ async function generate(flags: GenerateFlags): Promise<void> {
  */
 export function addGenerateOptions(cmd: Command, o: { imageInput?: boolean } = {}): Command {
   return cmd
-    .requiredOption('-m, --model <path>', 'checkpoint (.safetensors / .ckpt, SD 1.x or 2.x) or diffusers folder')
+    .requiredOption('-m, --model <path>', 'checkpoint (.safetensors / .ckpt, SD 1.x or 2.x) or diffusers folder; with --models also a name')
+    .option('--models <dir>', 'a ComfyUI or A1111 install (or its models/ folder): -m, --vae, --lora, --hypernetwork take names from it, <lora:…> tags and embeddings are found there; repeatable (also LATENTKIT_MODELS)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .requiredOption('-p, --prompt <text>', 'what to draw')
     .option('-n, --negative <text>', 'negative prompt', '')
     .option('--steps <n>', 'sampling steps', intOption('--steps', 1, 1000), 20)

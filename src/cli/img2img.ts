@@ -8,7 +8,7 @@ import { inpaint, MASKED_CONTENT, type InpaintArea, type MaskedContent } from '.
 import { outpaint } from '../pipelines/outpaint.js';
 import { checkTxt2ImgOptions, type Progress } from '../pipelines/txt2img.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
-import { addGenerateOptions, generateRequest, runImageCommand, type GenerateFlags } from './generate.js';
+import { addGenerateOptions, generateRequest, runImageCommand, withModelRoots, type GenerateFlags } from './generate.js';
 import { floatOption, intOption } from './options.js';
 
 interface ImageFlags extends GenerateFlags {
@@ -31,7 +31,8 @@ interface ImageFlags extends GenerateFlags {
 type Run = (model: StableDiffusionModel, request: ReturnType<typeof generateRequest> & { tokenizer: ClipTokenizer; onProgress: (p: Progress) => void }) => Promise<{ images: GeneratedImage[]; warnings?: readonly string[] }>;
 
 /** Validate the image options, then the shared load → run → write body of every image command. */
-async function imageRun(flags: ImageFlags, run: Run): Promise<void> {
+async function imageRun(given: ImageFlags, run: Run): Promise<void> {
+  const flags = withModelRoots(given);
   if (flags.variationStrength !== undefined && flags.variationSeed === undefined) throw new Error('--variation-strength needs --variation-seed');
   if (flags.strength !== undefined) checkStrength(flags.strength);
   const seed = flags.seed ?? Math.floor(Math.random() * 4294967295);

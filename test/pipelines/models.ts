@@ -1,5 +1,7 @@
 import { fileURLToPath } from 'node:url';
+import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { loadCheckpoint } from '../../src/models/checkpoint.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 import type { StableDiffusionModel } from '../../src/models/sd-model.js';
 import { ClipTokenizer } from '../../src/text/clip-tokenizer.js';
 import { REF } from '../ref.js';
@@ -20,4 +22,13 @@ let tokenizer: Promise<ClipTokenizer> | undefined;
 export function testTokenizer(): Promise<ClipTokenizer> {
   tokenizer ??= ClipTokenizer.load(fileURLToPath(new URL('../../../shared/clip/', import.meta.url)));
   return tokenizer;
+}
+
+/** A small kohya LoRA for tiny-sd1: one UNet projection (proj_in of the first attention, [64, 64, 1, 1]). */
+export async function writeTinyLora(path: string): Promise<void> {
+  const k = 'lora_unet_down_blocks_1_attentions_0_proj_in';
+  const rank = 2;
+  const down = Tensor.f32([rank, 64, 1, 1], Float32Array.from({ length: rank * 64 }, (_, i) => Math.sin(i) * 0.3));
+  const up = Tensor.f32([64, rank, 1, 1], Float32Array.from({ length: 64 * rank }, (_, i) => Math.cos(i) * 0.3));
+  await writeSafetensors(path, { [`${k}.lora_down.weight`]: down, [`${k}.lora_up.weight`]: up, [`${k}.alpha`]: Tensor.f32([], [rank]) });
 }

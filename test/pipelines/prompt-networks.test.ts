@@ -3,20 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { parseParameters } from '../../src/pipelines/parameters.js';
 import { txt2img } from '../../src/pipelines/txt2img.js';
-import { Tensor } from '../../src/tensor/tensor.js';
-import { loadTiny, testTokenizer } from './models.js';
-
-/** A kohya LoRA on one UNet projection of tiny-sd1 (proj_in of the first attention: [64, 64, 1, 1]). */
-async function writeLora(path: string): Promise<void> {
-  const k = 'lora_unet_down_blocks_1_attentions_0_proj_in';
-  const rank = 2;
-  const down = Tensor.f32([rank, 64, 1, 1], Float32Array.from({ length: rank * 64 }, (_, i) => Math.sin(i) * 0.3));
-  const up = Tensor.f32([64, rank, 1, 1], Float32Array.from({ length: 64 * rank }, (_, i) => Math.cos(i) * 0.3));
-  await writeSafetensors(path, { [`${k}.lora_down.weight`]: down, [`${k}.lora_up.weight`]: up, [`${k}.alpha`]: Tensor.f32([], [rank]) });
-}
+import { loadTiny, testTokenizer, writeTinyLora as writeLora } from './models.js';
 
 test('<lora:name:w> in the prompt applies the file found in the LoRA folders, as the loras option does', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'lk-loras-'));
