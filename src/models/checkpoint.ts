@@ -49,6 +49,20 @@ function predictionFromMetadata(meta: Readonly<Record<string, string>>): Predict
   return undefined;
 }
 
+/**
+ * SD 2.x files do not say whether they are the 512 eps model or the 768 v model. ComfyUI tells them
+ * apart by the spread of one norm bias near the output (v models trained it further: std > 0.09);
+ * files without that layer (small custom UNets) default to v, as most SD2 checkpoints are.
+ */
+async function sd2Prediction(sd: StateDict): Promise<Prediction> {
+  const key = `${UNET}.output_blocks.11.1.transformer_blocks.0.norm1.bias`;
+  if (!sd.info(key)) return 'v';
+  const b = (await sd.read(key)).toFloat32Array();
+  const mean = b.reduce((a, v) => a + v, 0) / b.length;
+  const std = Math.sqrt(b.reduce((a, v) => a + (v - mean) ** 2, 0) / b.length);
+  return std > 0.09 ? 'v' : 'eps';
+}
+
 /** Detects architecture and prediction type from a single-file LDM checkpoint. */
 export async function describeSingleFile(path: string, sd: StateDict, options: LoadOptions): Promise<Omit<ModelParts, 'weights' | 'close' | 'prefixes'> & { prefixes: ModelParts['prefixes'] }> {
   const keys = sd.keys();
@@ -78,7 +92,7 @@ export async function describeSingleFile(path: string, sd: StateDict, options: L
   if (!keySet.has(`${VAE}.decoder.conv_in.weight`) && !options.vae) {
     throw new Error(`${path}: the checkpoint has no VAE ('${VAE}.*'); pass a separate VAE file`);
   }
-  const prediction = options.prediction ?? predictionFromMetadata(sd.metadata) ?? (family === 'sd2' ? 'v' : 'eps');
+  const prediction = options.prediction ?? predictionFromMetadata(sd.metadata) ?? (family === 'sd2' ? await sd2Prediction(sd) : 'eps');
   let alphasCumprod: Float32Array | undefined;
   if (sd.info('alphas_cumprod')?.shape[0] === 1000) alphasCumprod = (await sd.read('alphas_cumprod')).toFloat32Array();
   return {

@@ -54,3 +54,29 @@ test('an unsupported family (SDXL) is named', async () => {
   });
   await assert.rejects(loadCheckpoint(sdxl, TINY_OPTIONS['tiny-sd1']), /sdxl\.safetensors: SDXL checkpoints are not supported yet/);
 });
+
+test('SD2 prediction type: metadata, then the output norm-bias spread (ComfyUI heuristic), then v', async () => {
+  const key = 'model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias';
+  const sd2 = async (name: string, edit: (t: Map<string, Tensor>) => void, metadata?: Record<string, string>) => {
+    const src = await openSafetensors(`${REF}/ckpt/tiny-sd2.safetensors`);
+    const tensors = new Map<string, Tensor>();
+    for (const k of src.keys()) tensors.set(k, await src.read(k));
+    await src.close();
+    edit(tensors);
+    const path = join(dir, name);
+    await writeSafetensors(path, tensors, metadata);
+    return loadCheckpoint(path, TINY_OPTIONS['tiny-sd2']);
+  };
+  // Only the prediction is read here; the extra key does not belong to the tiny UNet's graph.
+  const flat = Tensor.f32([64], Float32Array.from({ length: 64 }, (_, i) => (i % 2 ? 0.01 : -0.01)));
+  const spread = Tensor.f32([64], Float32Array.from({ length: 64 }, (_, i) => (i % 2 ? 0.2 : -0.2)));
+  const plain = await sd2('sd2-plain.safetensors', () => {});
+  assert.equal(plain.prediction, 'v');
+  const eps = await sd2('sd2-eps.safetensors', (t) => t.set(key, flat));
+  assert.equal(eps.prediction, 'eps');
+  const v = await sd2('sd2-v.safetensors', (t) => t.set(key, spread));
+  assert.equal(v.prediction, 'v');
+  const meta = await sd2('sd2-meta.safetensors', (t) => t.set(key, spread), { 'modelspec.prediction_type': 'epsilon' });
+  assert.equal(meta.prediction, 'eps');
+  await Promise.all([plain.close(), eps.close(), v.close(), meta.close()]);
+});
