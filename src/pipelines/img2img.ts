@@ -13,7 +13,7 @@ import type { UNetLike } from './denoiser.js';
 import { decodeLatents, encodePng, type GeneratedImage } from './image-output.js';
 import { loadRgb, resizeImage, rgbToTensor, type ImageSource, type RasterImage, type ResizeMode } from './image-input.js';
 import type { InfoValue } from './parameters.js';
-import type { Profile, ProfileName } from './profiles.js';
+import { runNoise, type Profile, type ProfileName } from './profiles.js';
 import { sampleLatents } from './sample.js';
 import { checkTxt2ImgOptions, type Txt2ImgOptions, type Txt2ImgResult } from './txt2img.js';
 
@@ -211,16 +211,8 @@ export async function denoiseLatents(job: DenoiseJob): Promise<DenoiseResult> {
   const plane = shape[2] * shape[3];
   const { sigmas } = img2imgSigmas(profile.name, sampler, scheduler, steps, job.strength, job.fixSteps);
 
-  const noise = profile.noise({
-    seed, batchSize: batch, shape: [shape[1], shape[2], shape[3]], rng: opts.rng ?? profile.defaultRng,
-    variationSeed: opts.variationSeed, variationStrength: opts.variationStrength, etaNoiseSeedDelta: opts.etaNoiseSeedDelta,
-    seedResizeFrom: opts.seedResizeFrom,
-  });
-  let initial = noise.initial;
-  if (opts.noise) {
-    check(opts.noise.shape.length === 4 && opts.noise.shape.every((d, i) => d === shape[i]), `noise must have shape [${shape.join(', ')}], got [${opts.noise.shape.join(', ')}]`);
-    initial = Float64Array.from(opts.noise.toFloat32Array());
-  }
+  const noise = runNoise(profile, seed, shape, opts);
+  const initial = noise.initial;
 
   let init = job.init;
   if (job.latentMask && job.latentFill) {

@@ -5,6 +5,7 @@ import { DiscreteSchedule, sdSchedule, sigmaTable } from '../sampling/discrete.j
 import { ImageRNG, type A1111RandnSource } from '../sampling/rng-philox.js';
 import { comfyPrepareNoise, TorchCpuGenerator } from '../sampling/rng-torch-cpu.js';
 import type { NoiseSource } from '../sampling/types.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export type ProfileName = 'a1111' | 'comfy';
 export const PROFILES: readonly ProfileName[] = ['a1111', 'comfy'];
@@ -100,6 +101,31 @@ const comfy: Profile = {
     return { initial, source: () => toF64(gen.randn(full)), seeds: Array.from({ length: req.batchSize }, () => req.seed) };
   },
 };
+
+export interface NoiseOptions {
+  readonly rng?: RngName;
+  readonly variationSeed?: number;
+  readonly variationStrength?: number;
+  readonly etaNoiseSeedDelta?: number;
+  readonly seedResizeFrom?: { readonly width: number; readonly height: number };
+  /** Initial noise [B, C, h, w] of unit variance replacing the seeded draw (reproducibility tests). */
+  readonly noise?: Tensor;
+}
+
+/** A run's noise for a latent of `shape` [B, C, h, w]: the profile's seeded draws, or the caller's tensor. */
+export function runNoise(profile: Profile, seed: number, shape: readonly [number, number, number, number], opts: NoiseOptions): NoiseSetup {
+  const setup = profile.noise({
+    seed, batchSize: shape[0], shape: [shape[1], shape[2], shape[3]], rng: opts.rng ?? profile.defaultRng,
+    variationSeed: opts.variationSeed, variationStrength: opts.variationStrength, etaNoiseSeedDelta: opts.etaNoiseSeedDelta,
+    seedResizeFrom: opts.seedResizeFrom,
+  });
+  if (!opts.noise) return setup;
+  const n = opts.noise;
+  if (n.shape.length !== 4 || !n.shape.every((d, i) => d === shape[i])) {
+    throw new Error(`noise must have shape [${shape.join(', ')}], got [${n.shape.join(', ')}]`);
+  }
+  return { ...setup, initial: Float64Array.from(n.toFloat32Array()) };
+}
 
 export function getProfile(name: string): Profile {
   if (name === 'a1111') return a1111;

@@ -12,7 +12,7 @@ import { imageInfotext } from './infotext.js';
 import { prepareText, withNetworks } from './prompt-setup.js';
 import { sampleLatents, type Progress } from './sample.js';
 import { decodeLatents, encodePng, type GeneratedImage } from './image-output.js';
-import { getProfile, type Profile, type ProfileName, type RngName } from './profiles.js';
+import { getProfile, runNoise, type Profile, type ProfileName, type RngName } from './profiles.js';
 import { parseSamplerName } from '../sampling/names.js';
 import type { HiresOptions } from './hires.js';
 
@@ -134,18 +134,9 @@ export async function txt2img(model: StableDiffusionModel, opts: Txt2ImgOptions)
   const shape: [number, number, number, number] = [batch, model.latentChannels, height / 8, width / 8];
   const text = await prepareText(model, opts, { seed, steps, clipSkip, profile });
 
-  const noise = profile.noise({
-    seed, batchSize: batch, shape: [shape[1], shape[2], shape[3]], rng: opts.rng ?? profile.defaultRng,
-    variationSeed: opts.variationSeed, variationStrength: opts.variationStrength, etaNoiseSeedDelta: opts.etaNoiseSeedDelta,
-    seedResizeFrom: opts.seedResizeFrom,
-  });
-  let initial = noise.initial;
-  if (opts.noise) {
-    check(opts.noise.shape.length === 4 && opts.noise.shape.every((d, i) => d === shape[i]), `noise must have shape [${shape.join(', ')}], got [${opts.noise.shape.join(', ')}]`);
-    initial = Float64Array.from(opts.noise.toFloat32Array());
-  }
+  const noise = runNoise(profile, seed, shape, opts);
   const scale = profile.startScale(sigmas[0], schedule.sigmaMax);
-  const x = Float64Array.from(initial, (v) => v * scale);
+  const x = Float64Array.from(noise.initial, (v) => v * scale);
 
   const latents = await sampleLatents({
     model, profile, sampler, sigmas, x, shape, conditioning: text.conditioning, cfgScale, noise: noise.source,
