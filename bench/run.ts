@@ -29,7 +29,7 @@ const baseline: Record<string, BenchResult> = existsSync(baselinePath) ? JSON.pa
 
 console.log(`latentkit bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, threads ${threads ?? 'all'}`);
 const results: BenchResult[] = [...await benchFoundation(threads)];
-const peak = results.find((r) => r.name.startsWith('matmul 1024³ (raw'))?.gflops ?? NaN;
+const peak = results.find((r) => r.name.includes('machine peak'))?.gflops ?? NaN;
 
 function print(list: readonly BenchResult[]): void {
   const pad = (s: string, n: number) => s.padEnd(n);
