@@ -1,11 +1,12 @@
 // `latentkit upscale`: an image through an ESRGAN-family model or a plain resampler. No checkpoint.
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { extname } from 'node:path';
 import sharp from 'sharp';
 import { Command, Option } from 'commander';
 import { readRgbImage, RESAMPLERS, upscaleImage, UpscalerModel, type Resampler } from '../pipelines/upscale.js';
 import { DEVICES, type Device } from '../runtime/session.js';
 import { floatOption, intOption } from './options.js';
+import { writeAtomic } from './generate.js';
 
 interface UpscaleFlags {
   image: string;
@@ -22,28 +23,18 @@ interface UpscaleFlags {
 const FORMATS: Record<string, 'png' | 'jpeg' | 'webp'> = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' };
 
 /** Writes next to the target and renames, so a crash leaves either nothing or the whole file; never overwrites. */
+/** Claims `path` (refusing an existing file), then writes it atomically; a failure leaves nothing behind. */
 async function writeNew(path: string, data: Buffer): Promise<void> {
-  let fh;
   try {
-    fh = await open(path, 'wx');
+    await (await open(path, 'wx')).close();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') throw new Error(`${path} already exists; choose another --out`, { cause: err });
     throw new Error(`${path}: cannot write (${(err as Error).message})`, { cause: err });
   }
-  await fh.close();
-  const tmp = `${path}.tmp-${process.pid}`;
   try {
-    const t = await open(tmp, 'w');
-    try {
-      await t.writeFile(data);
-      await t.sync();
-    } finally {
-      await t.close();
-    }
-    await rename(tmp, path);
+    await writeAtomic(path, data);
   } catch (err) {
-    await rm(tmp, { force: true });
     await rm(path, { force: true });
     throw err;
   }
