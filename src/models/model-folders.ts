@@ -5,7 +5,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, parse } from 'node:path';
 
-export type ModelKind = 'checkpoints' | 'loras' | 'embeddings' | 'vae' | 'upscale_models' | 'hypernetworks';
+export type ModelKind = 'checkpoints' | 'loras' | 'embeddings' | 'vae' | 'upscale_models' | 'hypernetworks'
+  | 'controlnet' | 'configs' | 'clip' | 'text_encoders' | 'unet' | 'diffusion_models' | 'clip_vision';
 
 const LAYOUT: Record<ModelKind, readonly string[]> = {
   checkpoints: ['models/checkpoints', 'models/Stable-diffusion'],
@@ -14,6 +15,14 @@ const LAYOUT: Record<ModelKind, readonly string[]> = {
   vae: ['models/vae', 'models/VAE'],
   upscale_models: ['models/upscale_models', 'models/ESRGAN', 'models/RealESRGAN'],
   hypernetworks: ['models/hypernetworks'],
+  controlnet: ['models/controlnet', 'models/ControlNet'],
+  configs: ['models/configs'],
+  // ComfyUI renamed clip → text_encoders and unet → diffusion_models and still reads both
+  clip: ['models/text_encoders', 'models/clip'],
+  text_encoders: ['models/text_encoders', 'models/clip'],
+  unet: ['models/diffusion_models', 'models/unet'],
+  diffusion_models: ['models/diffusion_models', 'models/unet'],
+  clip_vision: ['models/clip_vision'],
 };
 
 const MODEL_EXTS = ['.safetensors', '.ckpt', '.pt', '.pth', '.bin'];
