@@ -7,6 +7,7 @@ import { registerPrompt } from './prompt.js';
 import { registerImg2Img } from './img2img.js';
 import { registerMerge } from './merge.js';
 import { registerUpscale } from './upscale.js';
+import { registerServe } from './serve.js';
 
 export const VERSION = '0.1.0';
 
@@ -58,5 +59,6 @@ export async function main(argv: string[]): Promise<void> {
   registerImg2Img(program);
   registerMerge(program);
   registerUpscale(program);
+  registerServe(program);
   await program.parseAsync(argv);
 }
