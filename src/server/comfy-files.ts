@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { copyFile, link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, posix } from 'node:path';
+import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -53,25 +54,35 @@ interface UploadForm {
 async function readForm(req: FastifyRequest, ctx: ServerContext, fileField: string): Promise<UploadForm> {
   const form: UploadForm = { fields: {} };
   await mkdir(ctx.stagingDir, { recursive: true });
-  for await (const part of req.parts({ limits: { fileSize: ctx.maxUploadBytes, files: 4, fields: 32, fieldSize: 1 << 20 } })) {
-    if (part.type === 'field') {
-      if (typeof part.value === 'string') form.fields[part.fieldname] = part.value;
-      continue;
+  try {
+    for await (const part of req.parts({ limits: { fileSize: ctx.maxUploadBytes, files: 4, fields: 32, fieldSize: 1 << 20 } })) {
+      if (part.type === 'field') {
+        if (typeof part.value === 'string') form.fields[part.fieldname] = part.value;
+        continue;
+      }
+      if (part.fieldname !== fileField || form.file) {
+        part.file.resume();
+        continue;
+      }
+      const path = join(ctx.stagingDir, `.lk-part-upload-${randomBytes(6).toString('hex')}`);
+      const hash = createHash('sha256');
+      const tap = new Transform({ transform(chunk: Buffer, _enc, cb) { hash.update(chunk); cb(null, chunk); } });
+      const sink = createWriteStream(path, { flags: 'wx' });
+      try {
+        await pipeline(part.file, tap, sink);
+      } catch (err) {
+        // the stream may still be opening the file: remove it only once the stream is done with it
+        if (!sink.closed) await once(sink, 'close');
+        await rm(path, { force: true });
+        throw err;
+      }
+      form.file = { path, filename: part.filename ?? '', sha256: hash.digest('hex') };
+      if (part.file.truncated) throw Object.assign(new Error('file too large'), { statusCode: 413 });
     }
-    if (part.fieldname !== fileField || form.file) {
-      part.file.resume();
-      continue;
-    }
-    const path = join(ctx.stagingDir, `.lk-part-upload-${randomBytes(6).toString('hex')}`);
-    const hash = createHash('sha256');
-    const tap = new Transform({ transform(chunk: Buffer, _enc, cb) { hash.update(chunk); cb(null, chunk); } });
-    try {
-      await pipeline(part.file, tap, createWriteStream(path, { flags: 'wx' }));
-    } catch (err) {
-      await rm(path, { force: true });
-      throw err;
-    }
-    form.file = { path, filename: part.filename ?? '', sha256: hash.digest('hex') };
+  } catch (err) {
+    // a limit can trip after the file part ended (multipart reports it on the next part)
+    if (form.file) await rm(form.file.path, { force: true });
+    throw err;
   }
   return form;
 }

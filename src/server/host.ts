@@ -113,9 +113,9 @@ export class ServerHost implements EngineHost {
     throw new Error(`${name}: not found in ${folder} (${dirs.length ? `looked in ${dirs.join(', ')}` : 'no such folder under the models roots'})`);
   }
 
-  readImage(name: string): Promise<{ image: ImageBatch; alpha?: Float32Array }> {
+  async readImage(name: string): Promise<{ image: ImageBatch; alpha?: Float32Array }> {
     const path = resolveImageName(this.folders, name);
-    if (!existsSync(path)) return Promise.reject(new Error(`Invalid image file: ${name}`));
+    if (!existsSync(path)) throw new Error(`Invalid image file: ${name}`);
     return readImageFile(path, this.maxPixels);
   }
 
