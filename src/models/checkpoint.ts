@@ -6,6 +6,7 @@ import type { StateDict } from '../formats/state-dict.js';
 import { stateDictWeights } from '../graph/weights.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { detectClipText } from './clip-text.js';
+import { configBeside, readLdmConfig } from './ldm-config.js';
 import { openDiffusersFolder, openVaeWeights } from './diffusers.js';
 import { fileIdentity } from '../formats/file-identity.js';
 import { StableDiffusionModel, type Family, type ModelParts, type Prediction } from './sd-model.js';
@@ -23,6 +24,11 @@ export interface LoadOptions extends RuntimeOptions {
   readonly unetHeads?: number;
   readonly unetHeadWidth?: number;
   readonly textHeads?: number;
+  /**
+   * An LDM inference config for the heads and the prediction type; by default `NAME.yaml` beside the
+   * checkpoint is read when it exists (A1111's convention). Explicit options win over the file.
+   */
+  readonly config?: string;
 }
 
 const UNET = 'model.diffusion_model';
@@ -123,6 +129,13 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     throw new Error(`${path}: no such file or folder`, { cause: err });
   }
   const runtime: RuntimeOptions = { device: options.device, threads: options.threads, fusedAttention: options.fusedAttention };
+  const configPath = options.config ?? (info.isFile() ? configBeside(path) : undefined);
+  if (configPath && (options.config || (await stat(configPath).catch(() => undefined))?.isFile())) {
+    const hints = await readLdmConfig(configPath);
+    const explicitHeads = options.unetHeads !== undefined || options.unetHeadWidth !== undefined;
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as LoadOptions;
+    options = { ...(explicitHeads ? { prediction: hints.prediction } : hints), ...given };
+  }
   if (info.isDirectory()) return validated(new StableDiffusionModel(await openDiffusersFolder(path, options), runtime));
 
   const sd = await openStateDict(path);

@@ -172,7 +172,7 @@ export function withConcat(model: UNetLike, concat: Float32Array, shape: readonl
  * off): denoised·m + init·(1 − m). ComfyUI (KSamplerX0Inpaint): also x·m + (init + noise·σ)·(1 − m)
  * before the call.
  */
-function blendDenoiser(inner: GuidedDenoiser, profile: Profile, init: Float64Array, mask: Float64Array, plane: number, noise: Float64Array): GuidedDenoiser {
+export function blendDenoiser(inner: GuidedDenoiser, profile: Profile, init: Float64Array, mask: Float64Array, plane: number, noise: Float64Array): GuidedDenoiser {
   const n = init.length;
   const before = (x: Float64Array, sigma: number) => {
     if (profile.name !== 'comfy') return x;
