@@ -116,6 +116,12 @@ export class WorkflowEngine {
     if (opts.unloadModels) void this.resources.clear();
   }
 
+  /** Releases every loaded model and cached output. */
+  async close(): Promise<void> {
+    this.cache = new Map();
+    await this.resources.clear();
+  }
+
   /** Nodes the outputs need, dependencies first, outputs in the order given. */
   private order(prompt: ApiPrompt, outputs: readonly string[]): string[] {
     const order: string[] = [];

@@ -61,7 +61,7 @@ function mapPlanes(l: LatentValue, f: (plane: Float32Array, h: number, w: number
 
 function upscaleLatent(l: LatentValue, width: number, height: number, method: string, crop: string): LatentValue {
   const [B, C, h, w] = l.shape;
-  return latent(upscalePlanes(l.samples, B * C, h, w, height, width, method, crop), [B, C, height, width], l);
+  return latent(upscalePlanes(l.samples, B * C, h, w, height, width, method, crop, C), [B, C, height, width], l);
 }
 
 export const latentNodes = [
