@@ -5,6 +5,7 @@ import { openStateDict } from '../formats/open.js';
 import type { StateDict } from '../formats/state-dict.js';
 import { stateDictWeights } from '../graph/weights.js';
 import type { RuntimeOptions } from '../runtime/session.js';
+import type { LoadOptions } from './load-options.js';
 import { detectClipText } from './clip-text.js';
 import { configBeside, readLdmConfig } from './ldm-config.js';
 import { openDiffusersFolder, openVaeWeights } from './diffusers.js';
@@ -12,24 +13,7 @@ import { fileIdentity } from '../formats/file-identity.js';
 import { StableDiffusionModel, type Family, type ModelParts, type Prediction } from './sd-model.js';
 import { detectUNet, type UNetConfig } from './unet.js';
 
-export interface LoadOptions extends RuntimeOptions {
-  /** eps or v; read from metadata when the file says, otherwise SD1 → eps, SD2 → v. */
-  readonly prediction?: Prediction;
-  /** A separate VAE file that replaces the checkpoint's own. */
-  readonly vae?: string;
-  /**
-   * Attention heads cannot be read off the weights. Defaults follow the released models
-   * (SD1: 8 heads, SD2: 64-wide heads, CLIP: 64-wide heads); small custom models set them here.
-   */
-  readonly unetHeads?: number;
-  readonly unetHeadWidth?: number;
-  readonly textHeads?: number;
-  /**
-   * An LDM inference config for the heads and the prediction type; by default `NAME.yaml` beside the
-   * checkpoint is read when it exists (A1111's convention). Explicit options win over the file.
-   */
-  readonly config?: string;
-}
+export type { LoadOptions } from './load-options.js';
 
 const UNET = 'model.diffusion_model';
 const VAE = 'first_stage_model';

@@ -15,10 +15,10 @@ import { loadRgb, resizeImage, rgbToTensor, type ImageSource, type RasterImage, 
 import type { InfoValue } from './parameters.js';
 import { runNoise, type Profile, type ProfileName } from './profiles.js';
 import { sampleLatents } from './sample.js';
-import { checkTxt2ImgOptions, type Txt2ImgOptions, type Txt2ImgResult } from './txt2img.js';
+import { checkTxt2ImgOptions, type EncodeMode, type Txt2ImgOptions, type Txt2ImgResult } from './options.js';
+export type { EncodeMode } from './options.js';
 
 /** How the VAE posterior becomes the init latent. */
-export type EncodeMode = 'sample' | 'mean';
 
 export interface Img2ImgOptions extends Omit<Txt2ImgOptions, 'width' | 'height' | 'noise'> {
   readonly image: ImageSource;

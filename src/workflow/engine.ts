@@ -6,47 +6,13 @@ import sharp from 'sharp';
 import { builtinNodes } from './nodes/index.js';
 import { NodeRegistry } from './registry.js';
 import { ResourceCache } from './resource-cache.js';
-import { InterruptedError, type EngineHost, type ExecutionSink, type NodeContext, type NodeDef } from './types.js';
+import {
+  InterruptedError, type ApiPrompt, type EngineHost, type ExecutionJob, type ExecutionResult, type ExecutionSink, type NodeContext, type NodeDef,
+  type ValidationResult,
+} from './types.js';
 import { validatePrompt } from './validate.js';
 
-/** A prompt in ComfyUI's API format: node id → `{class_type, inputs, _meta?}`. */
-export type ApiPrompt = Record<string, { class_type: string; inputs: Record<string, unknown>; _meta?: unknown }>;
-
-export interface PromptError {
-  readonly type: string;
-  readonly message: string;
-  readonly details: string;
-  readonly extra_info: Record<string, unknown>;
-}
-
-export interface NodeErrors {
-  readonly errors: PromptError[];
-  readonly dependent_outputs: string[];
-  readonly class_type: string;
-}
-
-export type ValidationResult =
-  | { readonly ok: true; readonly prompt: ApiPrompt; readonly outputs: string[]; readonly nodeErrors: Record<string, NodeErrors> }
-  | { readonly ok: false; readonly error: PromptError; readonly nodeErrors: Record<string, NodeErrors> };
-
-export interface ExecutionJob {
-  readonly promptId: string;
-  /** The validated prompt (ValidationResult.prompt). */
-  readonly prompt: ApiPrompt;
-  /** Output node ids to run (ValidationResult.outputs). */
-  readonly outputs: readonly string[];
-  readonly extraData?: Readonly<Record<string, unknown>>;
-}
-
-export interface ExecutionResult {
-  readonly status: 'success' | 'error' | 'interrupted';
-  /** UI dicts of output nodes (history `outputs`). */
-  readonly outputs: Record<string, Record<string, unknown>>;
-  /** `[event, data]` of execution_start / execution_cached / execution_success|error|interrupted. */
-  readonly messages: [string, Record<string, unknown>][];
-  /** History `meta`: per output node `{node_id, display_node, parent_node, real_node_id}`. */
-  readonly meta: Record<string, Record<string, unknown>>;
-}
+export type { ApiPrompt, ExecutionJob, ExecutionResult, NodeErrors, PromptError, ValidationResult } from './types.js';
 
 export interface EngineOptions {
   readonly host: EngineHost;

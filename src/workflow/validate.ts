@@ -1,10 +1,9 @@
 // Prompt validation with ComfyUI's rules and answers (execution.validate_prompt / validate_inputs):
 // the same checks in the same order, the same error types, messages and details, values converted
 // the way Python converts them. Cycles, on which ComfyUI overflows its stack, are found explicitly.
-import type { ApiPrompt, NodeErrors, PromptError, ValidationResult } from './engine.js';
 import { pyBool, PyConversionError, pyFloat, pyFloatOf, pyInt, pyRepr, pyStr } from './py-format.js';
 import type { NodeRegistry } from './registry.js';
-import type { EngineHost } from './types.js';
+import type { ApiPrompt, EngineHost, NodeErrors, PromptError, ValidationResult } from './types.js';
 
 type NodeResult = { valid: boolean; errors: PromptError[] };
 
