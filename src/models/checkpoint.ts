@@ -5,25 +5,15 @@ import { openStateDict } from '../formats/open.js';
 import type { StateDict } from '../formats/state-dict.js';
 import { stateDictWeights } from '../graph/weights.js';
 import type { RuntimeOptions } from '../runtime/session.js';
+import type { LoadOptions } from './load-options.js';
 import { detectClipText } from './clip-text.js';
+import { configBeside, readLdmConfig } from './ldm-config.js';
 import { openDiffusersFolder, openVaeWeights } from './diffusers.js';
 import { fileIdentity } from '../formats/file-identity.js';
 import { StableDiffusionModel, type Family, type ModelParts, type Prediction } from './sd-model.js';
 import { detectUNet, type UNetConfig } from './unet.js';
 
-export interface LoadOptions extends RuntimeOptions {
-  /** eps or v; read from metadata when the file says, otherwise SD1 → eps, SD2 → v. */
-  readonly prediction?: Prediction;
-  /** A separate VAE file that replaces the checkpoint's own. */
-  readonly vae?: string;
-  /**
-   * Attention heads cannot be read off the weights. Defaults follow the released models
-   * (SD1: 8 heads, SD2: 64-wide heads, CLIP: 64-wide heads); small custom models set them here.
-   */
-  readonly unetHeads?: number;
-  readonly unetHeadWidth?: number;
-  readonly textHeads?: number;
-}
+export type { LoadOptions } from './load-options.js';
 
 const UNET = 'model.diffusion_model';
 const VAE = 'first_stage_model';
@@ -123,6 +113,13 @@ export async function loadCheckpoint(path: string, options: LoadOptions = {}): P
     throw new Error(`${path}: no such file or folder`, { cause: err });
   }
   const runtime: RuntimeOptions = { device: options.device, threads: options.threads, fusedAttention: options.fusedAttention };
+  const configPath = options.config ?? (info.isFile() ? configBeside(path) : undefined);
+  if (configPath && (options.config || (await stat(configPath).catch(() => undefined))?.isFile())) {
+    const hints = await readLdmConfig(configPath);
+    const explicitHeads = options.unetHeads !== undefined || options.unetHeadWidth !== undefined;
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as LoadOptions;
+    options = { ...(explicitHeads ? { prediction: hints.prediction } : hints), ...given };
+  }
   if (info.isDirectory()) return validated(new StableDiffusionModel(await openDiffusersFolder(path, options), runtime));
 
   const sd = await openStateDict(path);

@@ -7,7 +7,7 @@ import { openStateDict } from '../formats/open.js';
 import type { StateDict, TensorInfo } from '../formats/state-dict.js';
 import type { WeightSource } from '../graph/weights.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { LoadOptions } from './checkpoint.js';
+import type { LoadOptions } from './load-options.js';
 import { stateDictWeights } from '../graph/weights.js';
 import { fileIdentity } from '../formats/file-identity.js';
 import { detectClipText, type ClipTextConfig } from './clip-text.js';

@@ -309,7 +309,7 @@ export async function encodeComfyPrompt(
 }
 
 /** `embedding:name` words of a ComfyUI prompt (what its tokenizer will try to load). */
-function comfyEmbeddingNames(prompt: string): string[] {
+export function comfyEmbeddingNames(prompt: string): string[] {
   const names = new Set<string>();
   for (const m of prompt.matchAll(/(?:^|\s)embedding:([^\s<[]*)/gu)) {
     const n = m[1];

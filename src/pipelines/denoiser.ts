@@ -85,7 +85,7 @@ function scheduledContext(tc: TextConditioning, step: number, B: number): StepCo
 }
 
 /** Repeats each row's tokens `times` times (ComfyUI's CONDCrossAttn.concat to a common length). */
-function tile(data: Float32Array, rows: number, tokens: number, width: number, times: number): Float32Array {
+export function tile(data: Float32Array, rows: number, tokens: number, width: number, times: number): Float32Array {
   if (times === 1) return data;
   const per = tokens * width;
   const out = new Float32Array(data.length * times);
@@ -97,6 +97,23 @@ function tile(data: Float32Array, rows: number, tokens: number, width: number, t
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * The denoised prediction D = c_skip·x + c_out·F of `n` values: x from `x[xo…]`, the raw UNet output
+ * F (eps or v) from `out[o…]`, in float64 (k-diffusion's / ComfyUI's `calculate_denoised`).
+ */
+export function denoisedFromOutput(prediction: UNetLike['prediction'], x: ArrayLike<number>, xo: number, sigma: number, out: ArrayLike<number>, o: number, n: number): Float64Array {
+  const d = new Float64Array(n);
+  if (prediction === 'eps') {
+    for (let i = 0; i < n; i++) d[i] = x[xo + i] - sigma * out[o + i];
+  } else {
+    const s2 = sigma * sigma + 1;
+    const cSkip = 1 / s2;
+    const cOut = -sigma / Math.sqrt(s2);
+    for (let i = 0; i < n; i++) d[i] = x[xo + i] * cSkip + out[o + i] * cOut;
+  }
+  return d;
+}
 
 /** A1111 sampler step for a call at σ under σ-based scheduling: the last σ-list index at or above it. */
 export function stepFromSigma(sigmas: readonly number[], sigma: number): number {
@@ -145,20 +162,8 @@ export function cfgDenoiser(input: GuidanceInput): GuidedDenoiser {
     return out.toFloat32Array();
   }
 
-  function toDenoised(x: Float64Array, sigma: number, out: Float32Array, row: number, img: number): Float64Array {
-    const d = new Float64Array(per);
-    const o = row * per;
-    const xo = img * per;
-    if (model.prediction === 'eps') {
-      for (let i = 0; i < per; i++) d[i] = x[xo + i] - sigma * out[o + i];
-    } else {
-      const s2 = sigma * sigma + 1;
-      const cSkip = 1 / s2;
-      const cOut = -sigma / Math.sqrt(s2);
-      for (let i = 0; i < per; i++) d[i] = x[xo + i] * cSkip + out[o + i] * cOut;
-    }
-    return d;
-  }
+  const toDenoised = (x: Float64Array, sigma: number, out: Float32Array, row: number, img: number): Float64Array =>
+    denoisedFromOutput(model.prediction, x, img * per, sigma, out, row * per, per);
 
   /** Denoised predictions of every cond row and (optionally) every image's uncond. */
   async function evaluate(x: Float64Array, sigma: number, withUncond: boolean): Promise<{ ctx: StepContext; c: Float64Array[]; u?: Float64Array[] }> {

@@ -6,28 +6,12 @@ import { stat } from 'node:fs/promises';
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import { decodeLatents, encodePng, type GeneratedImage } from './image-output.js';
 import { rgbToTensor } from './image-input.js';
-import { checkStrength, defaultEncodeMode, denoiseLatents, encodeImage, infotext, inpaintConcat, type EncodeMode } from './img2img.js';
+import { checkStrength, defaultEncodeMode, denoiseLatents, encodeImage, infotext, inpaintConcat } from './img2img.js';
 import { interpolate, type LatentResize } from './masks.js';
-import { checkTxt2ImgOptions, txt2img, type Txt2ImgOptions, type Txt2ImgResult } from './txt2img.js';
+import { checkTxt2ImgOptions, type HiresOptions, type Txt2ImgOptions, type Txt2ImgResult } from './options.js';
+import { txt2imgPass } from './txt2img-pass.js';
 import { resample, UpscalerModel, upscaleImage } from './upscale.js';
 
-export interface HiresOptions {
-  /** Target size ÷ base size (A1111 "Upscale by"). */
-  readonly scale: number;
-  /** Second-pass steps; 0 or absent = the first pass's steps (A1111 "Hires steps"). */
-  readonly steps?: number;
-  /** Second-pass denoising strength (A1111 default 0.7). */
-  readonly denoise?: number;
-  /**
-   * A1111 upscaler name — `Latent`, `Latent (antialiased)`, `Latent (bicubic)`, `Latent (bicubic
-   * antialiased)`, `Latent (nearest)`, `Latent (nearest-exact)`, `Lanczos`, `Nearest` — or the path
-   * of an upscaler model (.pth / .safetensors). Default `Latent`.
-   */
-  readonly upscaler?: string;
-  /** Tile size for a model upscaler (input pixels). */
-  readonly tile?: number;
-  readonly encode?: EncodeMode;
-}
 
 /** modules/shared_items.py `latent_upscale_modes`. */
 export const LATENT_UPSCALE_MODES: Readonly<Record<string, { mode: LatentResize; antialias: boolean }>> = {
@@ -68,6 +52,8 @@ export async function checkHires(h: HiresOptions, width: number, height: number)
   }
 }
 
+export type { HiresOptions } from './options.js';
+
 /** txt2img with the hires fix; `txt2img` hands over here when `opts.hires` is set. */
 export async function txt2imgHires(model: StableDiffusionModel, opts: Txt2ImgOptions & { readonly hires: HiresOptions }): Promise<Txt2ImgResult> {
   const h = opts.hires;
@@ -79,7 +65,7 @@ export async function txt2imgHires(model: StableDiffusionModel, opts: Txt2ImgOpt
   const name = h.upscaler ?? 'Latent';
   const known = upscalerName(name);
 
-  const base = await txt2img(model, { ...opts, hires: undefined, seed: checked.seed });
+  const base = await txt2imgPass(model, { ...opts, hires: undefined, seed: checked.seed });
   const [, C, bh, bw] = base.latentShape;
   const th = target.height / 8;
   const tw = target.width / 8;

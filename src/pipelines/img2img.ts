@@ -15,10 +15,10 @@ import { loadRgb, resizeImage, rgbToTensor, type ImageSource, type RasterImage, 
 import type { InfoValue } from './parameters.js';
 import { runNoise, type Profile, type ProfileName } from './profiles.js';
 import { sampleLatents } from './sample.js';
-import { checkTxt2ImgOptions, type Txt2ImgOptions, type Txt2ImgResult } from './txt2img.js';
+import { checkTxt2ImgOptions, type EncodeMode, type Txt2ImgOptions, type Txt2ImgResult } from './options.js';
+export type { EncodeMode } from './options.js';
 
 /** How the VAE posterior becomes the init latent. */
-export type EncodeMode = 'sample' | 'mean';
 
 export interface Img2ImgOptions extends Omit<Txt2ImgOptions, 'width' | 'height' | 'noise'> {
   readonly image: ImageSource;
@@ -172,7 +172,7 @@ export function withConcat(model: UNetLike, concat: Float32Array, shape: readonl
  * off): denoised·m + init·(1 − m). ComfyUI (KSamplerX0Inpaint): also x·m + (init + noise·σ)·(1 − m)
  * before the call.
  */
-function blendDenoiser(inner: GuidedDenoiser, profile: Profile, init: Float64Array, mask: Float64Array, plane: number, noise: Float64Array): GuidedDenoiser {
+export function blendDenoiser(inner: GuidedDenoiser, profile: Profile, init: Float64Array, mask: Float64Array, plane: number, noise: Float64Array): GuidedDenoiser {
   const n = init.length;
   const before = (x: Float64Array, sigma: number) => {
     if (profile.name !== 'comfy') return x;

@@ -10,7 +10,7 @@ import {
 } from './img2img.js';
 import { blurMask, cropRegion, expandCropRegion, fillMasked, interpolate, invertMask, pasteBack, pilResizeMask, placeInto, type Box } from './masks.js';
 import type { InfoValue } from './parameters.js';
-import { checkTxt2ImgOptions } from './txt2img.js';
+import { checkTxt2ImgOptions } from './options.js';
 
 /** A1111's "Masked content": 0 fill, 1 original, 2 latent noise, 3 latent nothing. */
 export type MaskedContent = 'original' | 'fill' | 'latent-noise' | 'latent-nothing';

@@ -14,7 +14,7 @@ import { loraRequests, parseExtraNetworks } from '../text/extra-networks.js';
 import type { ScheduleOptions } from '../text/prompt-a1111.js';
 import { encodeConditioning, type ConditioningResult } from './conditioning.js';
 import type { Profile } from './profiles.js';
-import type { Txt2ImgOptions } from './txt2img.js';
+import type { Txt2ImgOptions } from './options.js';
 
 type PromptOptions = Omit<Txt2ImgOptions, 'width' | 'height'>;
 

@@ -45,6 +45,8 @@ export interface SampleRequest {
    * and into the prediction around each call (A1111's CFGDenoiser mask, ComfyUI's KSamplerX0Inpaint).
    */
   readonly wrapDenoiser?: (denoiser: GuidedDenoiser) => GuidedDenoiser;
+  /** A guidance of the caller's (ComfyUI's conditioning lists, say) instead of the text CFG denoiser. */
+  readonly denoiser?: GuidedDenoiser;
 }
 
 export async function sampleLatents(req: SampleRequest): Promise<Float64Array> {
@@ -53,7 +55,18 @@ export async function sampleLatents(req: SampleRequest): Promise<Float64Array> {
   const expected = info.evalsPerStep ? Math.round(info.evalsPerStep * steps) : steps;
   const started = Date.now();
   let evals = 0;
-  const denoiser = cfgDenoiser({
+  const count = (d: GuidedDenoiser): GuidedDenoiser => Object.assign(async (x: Float64Array, sigma: number) => {
+    const r = await d(x, sigma);
+    evals++;
+    return r;
+  }, {
+    withUncond: async (x: Float64Array, sigma: number) => {
+      const r = await d.withUncond(x, sigma);
+      evals++;
+      return r;
+    },
+  });
+  const denoiser = req.denoiser ? count(req.denoiser) : cfgDenoiser({
     model: req.model, profile: req.profile, schedule: req.profile.schedule(), shape: req.shape,
     cond: req.cond, uncond: req.uncond, conditioning: req.conditioning, sigmas: req.sigmas, cfgScale: req.cfgScale,
     onEval: () => { evals++; },

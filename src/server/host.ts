@@ -78,6 +78,10 @@ export class ServerHost implements EngineHost {
     return [...new Set(dirs)].filter((d) => existsSync(d) && statSync(d).isDirectory());
   }
 
+  folderPaths(folder: FolderName): string[] {
+    return folder === 'input' ? [this.folders.input] : this.modelDirs(folder);
+  }
+
   /** Forgets cached listings (after an upload, or when files may have changed). */
   invalidate(): void {
     this.listCache.clear();

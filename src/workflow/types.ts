@@ -1,6 +1,7 @@
 // The workflow engine's contracts: node declarations (what `/object_info` shows), the context a node
 // runs in, and the host services the server supplies (folders, image files, models). Everything here is
 // plain data or interfaces so the server, the CLI and tests can provide their own implementations.
+import type { ResourceCache } from './resource-cache.js';
 
 /** Options of a widget input, as ComfyUI's `/object_info` prints them (keys kept in ComfyUI's spelling). */
 export interface InputOptions {
@@ -14,7 +15,8 @@ export interface InputOptions {
   readonly dynamicPrompts?: boolean;
   readonly control_after_generate?: boolean;
   readonly image_upload?: boolean;
-  readonly options?: readonly string[];
+  /** Values of a newer-API `COMBO` input (a file-list source is resolved when listed). */
+  readonly options?: readonly string[] | FileListSource;
   readonly [key: string]: unknown;
 }
 
@@ -61,7 +63,7 @@ export interface NodeDef {
   readonly output: readonly string[];
   readonly outputName?: readonly string[];
   readonly outputIsList?: readonly boolean[];
-  readonly outputTooltips?: readonly string[];
+  readonly outputTooltips?: readonly (string | null)[];
   readonly outputNode?: boolean;
   readonly deprecated?: boolean;
   readonly experimental?: boolean;
@@ -75,10 +77,13 @@ export interface NodeDef {
    */
   changed?(inputs: Record<string, unknown>, host: EngineHost): Promise<string> | string;
   /**
-   * Validation of the node's own inputs beyond types and ranges (LoadImage checks its file). Returns
-   * `custom_validation_failed` details per input name, or nothing.
+   * ComfyUI's VALIDATE_INPUTS: the named inputs skip the range and list checks and are checked here
+   * instead (LoadImage checks that its file exists). `check` returns an error text, or nothing.
    */
-  validateInputs?(inputs: Record<string, unknown>, host: EngineHost): Promise<Record<string, string> | undefined> | Record<string, string> | undefined;
+  readonly validateInputs?: {
+    readonly inputs: readonly string[];
+    check(inputs: Record<string, unknown>, host: EngineHost): Promise<string | undefined> | string | undefined;
+  };
 }
 
 /** An image batch flowing between nodes (ComfyUI's IMAGE): [B, H, W, C] floats 0..1, C = 3 (or 4). */
@@ -123,6 +128,8 @@ export interface SaveImagesRequest {
 export interface EngineHost {
   /** Files of a folder, relative with `/` separators, sorted (combo lists). */
   listFiles(folder: FolderName): string[];
+  /** The existing directories of a folder kind (embeddings are searched there by name). */
+  folderPaths(folder: FolderName): string[];
   /** The absolute path of a listed file, or an error naming the folder when there is none. */
   resolveFile(folder: FolderName, name: string): string;
   /** Reads an image by its LoadImage name (`x.png`, `sub/x.png`, `x.png [output]`); throws a clear error. */
@@ -142,6 +149,8 @@ export interface ExecutionSink {
 /** Handed to a node's `run`. */
 export interface NodeContext {
   readonly host: EngineHost;
+  /** Models kept loaded between prompts (keyed by file and options, sized by bytes). */
+  readonly resources: ResourceCache;
   readonly nodeId: string;
   readonly promptId: string;
   /** The validated API graph as it runs (SaveImage stores it in the `prompt` chunk). */
@@ -151,7 +160,7 @@ export interface NodeContext {
   /** Reports progress of a long node (sampler steps, tiles). */
   progress(value: number, max: number): void;
   /** A preview of the current latent, when previews are on (the engine encodes and forwards it). */
-  preview?(rgb: Uint8Array, width: number, height: number): void;
+  preview?(rgb: Uint8Array, width: number, height: number): Promise<void>;
   /** Throws `InterruptedError` once `/interrupt` has been asked; nodes call it between steps. */
   checkInterrupted(): void;
   /** Whether latent previews are wanted (so the sampler need not decode them otherwise). */
@@ -163,4 +172,45 @@ export class InterruptedError extends Error {
     super('Processing interrupted');
     this.name = 'InterruptedError';
   }
+}
+
+// ---------------------------------------------------------------- prompts, validation and results
+
+/** A prompt in ComfyUI's API format: node id → `{class_type, inputs, _meta?}`. */
+export type ApiPrompt = Record<string, { class_type: string; inputs: Record<string, unknown>; _meta?: unknown }>;
+
+export interface PromptError {
+  readonly type: string;
+  readonly message: string;
+  readonly details: string;
+  readonly extra_info: Record<string, unknown>;
+}
+
+export interface NodeErrors {
+  readonly errors: PromptError[];
+  readonly dependent_outputs: string[];
+  readonly class_type: string;
+}
+
+export type ValidationResult =
+  | { readonly ok: true; readonly prompt: ApiPrompt; readonly outputs: string[]; readonly nodeErrors: Record<string, NodeErrors> }
+  | { readonly ok: false; readonly error: PromptError; readonly nodeErrors: Record<string, NodeErrors> };
+
+export interface ExecutionJob {
+  readonly promptId: string;
+  /** The validated prompt (ValidationResult.prompt). */
+  readonly prompt: ApiPrompt;
+  /** Output node ids to run (ValidationResult.outputs). */
+  readonly outputs: readonly string[];
+  readonly extraData?: Readonly<Record<string, unknown>>;
+}
+
+export interface ExecutionResult {
+  readonly status: 'success' | 'error' | 'interrupted';
+  /** UI dicts of output nodes (history `outputs`). */
+  readonly outputs: Record<string, Record<string, unknown>>;
+  /** `[event, data]` of execution_start / execution_cached / execution_success|error|interrupted. */
+  readonly messages: [string, Record<string, unknown>][];
+  /** History `meta`: per output node `{node_id, display_node, parent_node, real_node_id}`. */
+  readonly meta: Record<string, Record<string, unknown>>;
 }

@@ -1,0 +1,161 @@
+// ComfyUI's CONDITIONING value and the conditioning nodes that transform it (nodes.py:
+// ConditioningCombine, ConditioningAverage, ConditioningConcat, ConditioningSetArea,
+// ConditioningSetAreaPercentage, ConditioningSetAreaStrength, ConditioningSetMask,
+// ConditioningZeroOut, ConditioningSetTimestepRange).
+//
+// A CONDITIONING is a list of entries `[cross_attn [1, T, W], { pooled_output?, area?, strength?,
+// mask?, … }]`; here each entry is one object with the tensor and the options camel-cased. Every
+// function is pure (a new list, entries copied, tensors shared unless the node computes new ones)
+// and takes the node's inputs in the node's own order, so a workflow node is one call. How the
+// sampler uses the options is in comfy-guidance.ts.
+import type { CondTensor } from './conditioning.js';
+
+/** ComfyUI's MASK: [batch, height, width] floats, usually at pixel size (resized to the latent when sampling). */
+export interface ComfyMask {
+  readonly data: Float32Array;
+  readonly batch: number;
+  readonly height: number;
+  readonly width: number;
+}
+
+/**
+ * Where an entry applies. `latent`: in latent cells, as ConditioningSetArea stores it (pixels // 8).
+ * `percentage`: fractions of the latent, resolved when sampling starts (ConditioningSetAreaPercentage).
+ */
+export interface ComfyArea {
+  readonly kind: 'latent' | 'percentage';
+  readonly height: number;
+  readonly width: number;
+  readonly y: number;
+  readonly x: number;
+}
+
+/** One entry of a CONDITIONING list. Absent options mean ComfyUI's absent keys. */
+export interface ComfyCondEntry {
+  /** The text encoder's hidden states, [1, tokens, width]. */
+  readonly cond: CondTensor;
+  /** `pooled_output` (SDXL-style models; carried through the nodes, unused by SD1/SD2 UNets). */
+  readonly pooledOutput?: Float32Array;
+  readonly area?: ComfyArea;
+  /** `strength`: multiplies the entry's weight in the average (default 1). */
+  readonly strength?: number;
+  readonly mask?: ComfyMask;
+  /** `mask_strength` (default 1). */
+  readonly maskStrength?: number;
+  /** `set_area_to_bounds`: run the entry on the mask's bounding box only. */
+  readonly setAreaToBounds?: boolean;
+  /** `start_percent` / `end_percent` of the sampling schedule the entry is active in. */
+  readonly startPercent?: number;
+  readonly endPercent?: number;
+}
+
+export type ComfyConditioning = readonly ComfyCondEntry[];
+
+/** An entry made from hidden states alone (what CLIPTextEncode outputs, pooled output optional). */
+export function comfyConditioning(cond: CondTensor, pooledOutput?: Float32Array): ComfyConditioning {
+  return [pooledOutput ? { cond, pooledOutput } : { cond }];
+}
+
+/** node_helpers.conditioning_set_values: every entry copied with the values set. */
+function setValues(conditioning: ComfyConditioning, values: Partial<Omit<ComfyCondEntry, 'cond'>>): ComfyConditioning {
+  return conditioning.map((e) => ({ ...e, ...values }));
+}
+
+/** Python's `//` on ints (floor division). */
+const floorDiv = (a: number, b: number): number => Math.floor(a / b);
+
+/** ConditioningCombine: the two lists one after the other. */
+export function combine(conditioning1: ComfyConditioning, conditioning2: ComfyConditioning): ComfyConditioning {
+  return [...conditioning1, ...conditioning2];
+}
+
+function firstOf(conditioning: ComfyConditioning, node: string): ComfyCondEntry {
+  if (conditioning.length === 0) throw new Error(`${node}: conditioning_from is empty`);
+  return conditioning[0];
+}
+
+/**
+ * ConditioningAverage (`addWeighted`): every entry of `to` becomes to·s + from·(1 − s), `from` being
+ * the first entry of `conditioningFrom` cut or zero-padded to the entry's length (float32 math, as
+ * torch does it). Pooled outputs are mixed the same way when both exist; `from`'s is taken when
+ * only it has one. Only the first entry of `conditioningFrom` is used (ComfyUI warns about more).
+ */
+export function average(conditioningTo: ComfyConditioning, conditioningFrom: ComfyConditioning, conditioningToStrength: number): ComfyConditioning {
+  const f32 = Math.fround;
+  const from = firstOf(conditioningFrom, 'ConditioningAverage');
+  const s = f32(conditioningToStrength);
+  const r = f32(1.0 - conditioningToStrength);
+  return conditioningTo.map((e) => {
+    const t1 = e.cond;
+    if (t1.width !== from.cond.width) throw new Error(`ConditioningAverage: widths differ (${t1.width} and ${from.cond.width})`);
+    const data = new Float32Array(t1.tokens * t1.width);
+    const shared = Math.min(t1.tokens, from.cond.tokens) * t1.width;
+    for (let i = 0; i < data.length; i++) {
+      const t0 = i < shared ? from.cond.data[i] : 0;
+      data[i] = f32(f32(t1.data[i] * s) + f32(t0 * r));
+    }
+    const out: { -readonly [K in keyof ComfyCondEntry]: ComfyCondEntry[K] } = { ...e, cond: { data, tokens: t1.tokens, width: t1.width } };
+    const pooledFrom = from.pooledOutput;
+    const pooledTo = e.pooledOutput ?? pooledFrom;
+    if (pooledFrom && pooledTo) {
+      if (pooledTo.length !== pooledFrom.length) throw new Error('ConditioningAverage: pooled outputs differ in size');
+      out.pooledOutput = pooledTo.map((v, i) => f32(f32(v * s) + f32(pooledFrom[i] * r)));
+    }
+    return out;
+  });
+}
+
+/** ConditioningConcat: the first entry of `conditioningFrom` appended along the tokens of every entry of `to`. */
+export function concat(conditioningTo: ComfyConditioning, conditioningFrom: ComfyConditioning): ComfyConditioning {
+  const from = firstOf(conditioningFrom, 'ConditioningConcat').cond;
+  return conditioningTo.map((e) => {
+    if (e.cond.width !== from.width) throw new Error(`ConditioningConcat: widths differ (${e.cond.width} and ${from.width})`);
+    const data = new Float32Array((e.cond.tokens + from.tokens) * from.width);
+    data.set(e.cond.data);
+    data.set(from.data, e.cond.data.length);
+    return { ...e, cond: { data, tokens: e.cond.tokens + from.tokens, width: from.width } };
+  });
+}
+
+/** ConditioningSetArea: area in pixels (multiples of 8 in the UI), stored as latent cells `// 8`. */
+export function setArea(conditioning: ComfyConditioning, width: number, height: number, x: number, y: number, strength: number): ComfyConditioning {
+  return setValues(conditioning, {
+    area: { kind: 'latent', height: floorDiv(height, 8), width: floorDiv(width, 8), y: floorDiv(y, 8), x: floorDiv(x, 8) },
+    strength, setAreaToBounds: false,
+  });
+}
+
+/** ConditioningSetAreaPercentage: area as fractions of the latent, resolved when sampling starts. */
+export function setAreaPercentage(conditioning: ComfyConditioning, width: number, height: number, x: number, y: number, strength: number): ComfyConditioning {
+  return setValues(conditioning, { area: { kind: 'percentage', height, width, y, x }, strength, setAreaToBounds: false });
+}
+
+/** ConditioningSetAreaStrength. */
+export function setAreaStrength(conditioning: ComfyConditioning, strength: number): ComfyConditioning {
+  return setValues(conditioning, { strength });
+}
+
+/**
+ * ConditioningSetMask: `setCondArea` 'default' keeps the whole latent as the entry's input,
+ * 'mask bounds' runs it on the bounding box of the mask only. `strength` is the mask strength.
+ */
+export function setMask(conditioning: ComfyConditioning, mask: ComfyMask, setCondArea: 'default' | 'mask bounds', strength: number): ComfyConditioning {
+  if (mask.data.length !== mask.batch * mask.height * mask.width) throw new Error('ConditioningSetMask: mask data does not match its shape');
+  return setValues(conditioning, { mask, setAreaToBounds: setCondArea !== 'default', maskStrength: strength });
+}
+
+/** ConditioningZeroOut: hidden states (and pooled output) replaced by zeros of the same size. */
+export function zeroOut(conditioning: ComfyConditioning): ComfyConditioning {
+  return conditioning.map((e) => {
+    const out: { -readonly [K in keyof ComfyCondEntry]: ComfyCondEntry[K] } = {
+      ...e, cond: { data: new Float32Array(e.cond.data.length), tokens: e.cond.tokens, width: e.cond.width },
+    };
+    if (e.pooledOutput) out.pooledOutput = new Float32Array(e.pooledOutput.length);
+    return out;
+  });
+}
+
+/** ConditioningSetTimestepRange: active from `start` to `end` (fractions of the schedule, 0 = first step). */
+export function setTimestepRange(conditioning: ComfyConditioning, start: number, end: number): ComfyConditioning {
+  return setValues(conditioning, { startPercent: start, endPercent: end });
+}

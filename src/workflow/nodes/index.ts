@@ -1,0 +1,13 @@
+// Every built-in node class. Classes whose model families are not supported yet (CLIP vision,
+// unCLIP, style models, GLIGEN, SDXL-only, ControlNet) are absent, so `/object_info` never lists a stub.
+import type { NodeDef } from '../types.js';
+import { clipNodes, conditioningNodes } from './conditioning.js';
+import { imageNodes } from './image.js';
+import { latentNodes } from './latent.js';
+import { loaderNodes } from './loaders.js';
+import { maskNodes } from './mask.js';
+import { samplingNodes } from './sampling.js';
+
+export function builtinNodes(): NodeDef[] {
+  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...imageNodes, ...maskNodes];
+}

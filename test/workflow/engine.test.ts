@@ -1,0 +1,101 @@
+// The workflow engine on the tiny checkpoints: a ComfyUI graph gives the image `txt2img` gives under
+// the comfy profile, unchanged re-queues are answered from the cache, changed inputs re-run only what
+// depends on them, and interrupts stop between steps.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { loadCheckpoint } from '../../src/models/checkpoint.js';
+import { txt2img } from '../../src/pipelines/txt2img.js';
+import { WorkflowEngine, type ApiPrompt } from '../../src/workflow/engine.js';
+import { imageToRgb8 } from '../../src/workflow/nodes/define.js';
+import type { ImageBatch } from '../../src/workflow/types.js';
+import { REF } from '../ref.js';
+import { TestHost } from './host.js';
+
+const WORKFLOWS = join(REF, '..', 'api', 'comfy', 'workflows');
+const SD1 = join(REF, 'ckpt', 'tiny-sd1-std.safetensors');
+
+function graph(seed = 5, steps = 4): ApiPrompt {
+  const g = JSON.parse(readFileSync(join(WORKFLOWS, 'default_txt2img.json'), 'utf8')) as ApiPrompt;
+  Object.assign(g['3'].inputs, { seed, steps });
+  Object.assign(g['5'].inputs, { width: 64, height: 64 });
+  return g;
+}
+
+function collect() {
+  const messages: [string, Record<string, unknown>][] = [];
+  return { messages, sink: { send: (t: string, d: Record<string, unknown>) => { messages.push([t, d]); } } };
+}
+
+describe('workflow engine on tiny-sd1', () => {
+  const host = new TestHost();
+  host.link('checkpoints', 'v1-5-pruned-emaonly.safetensors', SD1);
+  const engine = new WorkflowEngine({ host });
+
+  test('default graph = txt2img --profile comfy (pixels within ±1), then cached', async () => {
+    const v = await engine.validate(graph());
+    assert.ok(v.ok, JSON.stringify(v));
+    const { messages, sink } = collect();
+    const r = await engine.execute({ promptId: 'p1', prompt: v.prompt, outputs: v.outputs }, sink);
+    assert.equal(r.status, 'success', JSON.stringify(messages.at(-1)));
+    assert.deepEqual(Object.keys(r.outputs), ['9']);
+    const types = messages.map(([t]) => t);
+    assert.equal(types[0], 'execution_start');
+    assert.equal(types[1], 'execution_cached');
+    assert.ok(types.filter((t) => t === 'progress').length >= 4);
+    assert.equal(types.at(-1), 'execution_success');
+
+    const model = await loadCheckpoint(SD1);
+    const ref = await txt2img(model, {
+      prompt: 'masterpiece best quality girl', negativePrompt: 'bad hands', width: 64, height: 64, steps: 4, cfgScale: 8,
+      sampler: 'euler', scheduler: 'normal', seed: 5, profile: 'comfy',
+    });
+    const saved = host.saved.at(-1)!;
+    const { data } = await (await import('sharp')).default(saved.png).raw().toBuffer({ resolveWithObject: true });
+    let worst = 0;
+    for (let k = 0; k < data.length; k++) worst = Math.max(worst, Math.abs(data[k] - ref.images[0].rgb[k]));
+    console.log(`# workflow vs txt2img --profile comfy: worst pixel difference ${worst}`);
+    assert.ok(worst <= 1);
+
+    const again = collect();
+    const before = host.saved.length;
+    const r2 = await engine.execute({ promptId: 'p2', prompt: v.prompt, outputs: v.outputs }, again.sink);
+    assert.equal(r2.status, 'success');
+    assert.equal(host.saved.length, before, 'an unchanged re-queue writes no file');
+    const cached = again.messages.find(([t]) => t === 'execution_cached')![1].nodes as string[];
+    assert.deepEqual([...cached].sort(), ['3', '4', '5', '6', '7', '8', '9']);
+    assert.deepEqual(r2.outputs, r.outputs);
+    assert.equal(again.messages.filter(([t]) => t === 'executing').length, 0);
+    await model.close();
+  });
+
+  test('a new seed re-runs the sampler and what follows only', async () => {
+    const v = await engine.validate(graph(6));
+    assert.ok(v.ok);
+    const { messages, sink } = collect();
+    await engine.execute({ promptId: 'p3', prompt: v.prompt, outputs: v.outputs }, sink);
+    const ran = messages.filter(([t]) => t === 'executing').map(([, d]) => d.node);
+    assert.deepEqual(ran, ['3', '8', '9']);
+  });
+
+  test('interrupt stops between steps', async () => {
+    const v = await engine.validate(graph(7, 6));
+    assert.ok(v.ok);
+    const { messages } = collect();
+    const r = await engine.execute({ promptId: 'p4', prompt: v.prompt, outputs: v.outputs }, {
+      send: (t, d) => {
+        messages.push([t, d]);
+        if (t === 'progress' && d.value === 2) engine.interrupt();
+      },
+    });
+    assert.equal(r.status, 'interrupted');
+    assert.equal(messages.at(-1)![0], 'execution_interrupted');
+    assert.equal(messages.at(-1)![1].node_id, '3');
+  });
+
+  test('VAEDecode output is clamped 0..1 and saved as 8-bit', () => {
+    const img: ImageBatch = { batch: 1, height: 1, width: 2, channels: 3, data: Float32Array.of(0, 0.5, 1, 1, 0.999, 0.001) };
+    assert.deepEqual([...imageToRgb8(img, 0)], [0, 127, 255, 255, 254, 0]);
+  });
+});

@@ -1,0 +1,41 @@
+// `/object_info` as ComfyUI 0.3.6x prints it for every node latentkit has: the same keys, inputs,
+// defaults, ranges, combos, outputs and categories (file lists are this install's, not that user's).
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { WorkflowEngine } from '../../src/workflow/engine.js';
+import { REF } from '../ref.js';
+import { TestHost } from './host.js';
+
+const FILE = join(REF, '..', 'api', 'comfy', 'object_info_core.json');
+const FILE_INPUTS = new Set(['ckpt_name', 'config_name', 'vae_name', 'lora_name', 'hypernetwork_name', 'model_name', 'image']);
+
+test('object_info matches ComfyUI for every implemented node', { skip: existsSync(FILE) ? false : `reference data not found at ${FILE}` }, () => {
+  const want = JSON.parse(readFileSync(FILE, 'utf8')) as Record<string, Record<string, unknown>>;
+  const host = new TestHost();
+  host.link('checkpoints', 'a.safetensors', FILE);
+  const got = new WorkflowEngine({ host }).objectInfo() as Record<string, Record<string, unknown>>;
+  const missing = Object.keys(want).filter((k) => !(k in got));
+  console.log(`# ${Object.keys(got).length} of ${Object.keys(want).length} core classes implemented; absent: ${missing.join(', ')}`);
+  for (const [name, info] of Object.entries(got)) {
+    const ref = structuredClone(want[name]);
+    assert.ok(ref, `${name} is not a ComfyUI core node`);
+    assert.deepEqual(Object.keys(info).sort(), Object.keys(ref).sort(), `${name}: keys`);
+    const mine = structuredClone(info) as typeof ref;
+    for (const section of ['required', 'optional'] as const) {
+      const a = (mine.input as Record<string, Record<string, unknown[]>>)[section] ?? {};
+      const b = (ref.input as Record<string, Record<string, unknown[]>>)[section] ?? {};
+      for (const k of Object.keys(b)) {
+        if (!FILE_INPUTS.has(k) || !a[k]) continue;
+        // File lists are whatever the folders hold: compare the shape of the spec, not the names.
+        for (const spec of [a[k], b[k]]) {
+          if (Array.isArray(spec[0])) spec[0] = ['<files>'];
+          const opts = spec[1] as Record<string, unknown> | undefined;
+          if (opts && Array.isArray(opts.options)) opts.options = ['<files>'];
+        }
+      }
+    }
+    assert.deepEqual(mine, ref, name);
+  }
+});
