@@ -111,7 +111,7 @@ export class ServerHost implements EngineHost {
     }
     const dirs = this.modelDirs(folder);
     for (const dir of dirs) {
-      const p = resolveInside(dir, name.replace(/\\/g, '/'));
+      const p = resolveInside(dir, name.replace(/\\/g, '/'), { allowSymlinksOut: true });
       if (existsSync(p) && statSync(p).isFile()) return p;
     }
     throw new Error(`${name}: not found in ${folder} (${dirs.length ? `looked in ${dirs.join(', ')}` : 'no such folder under the models roots'})`);

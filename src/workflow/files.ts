@@ -51,13 +51,15 @@ function realpathOfExisting(path: string): string {
 /**
  * `rel` (with `/` separators, possibly empty) inside `root`, refusing absolute paths, `..` escapes and
  * symlinks (of any existing part) that lead out of the folder. The answer is the lexical path, so a
- * symlink that stays inside keeps its name.
+ * symlink that stays inside keeps its name. Model folders pass `allowSymlinksOut`: users link their
+ * model files in from elsewhere, and only names (never link targets) come from requests there.
  */
-export function resolveInside(root: string, rel: string): string {
+export function resolveInside(root: string, rel: string, opts: { allowSymlinksOut?: boolean } = {}): string {
   if (rel.includes('\0')) throw new PathError('path contains a NUL byte', 'invalid');
   if (isAbsolute(rel) || /^[\\/]/.test(rel) || /^[a-zA-Z]:/.test(rel)) throw new PathError(`${rel}: absolute paths are not allowed`, 'outside');
   const path = normalize(join(root, rel));
   if (!isInside(root, path)) throw new PathError(`${rel}: leaves its folder`, 'outside');
+  if (opts.allowSymlinksOut) return path;
   const realRoot = realpathOfExisting(root);
   if (!isInside(realRoot, realpathOfExisting(path))) throw new PathError(`${rel}: a symlink leads out of its folder`, 'outside');
   return path;
