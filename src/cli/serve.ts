@@ -28,8 +28,7 @@ export type EngineFactory = (host: ServerHost, flags: ServeFlags) => Engine | Pr
 async function workflowEngine(host: ServerHost, flags: ServeFlags): Promise<Engine> {
   // loaded on demand so the other commands never pay for the server's dependencies
   const { WorkflowEngine } = await import('../workflow/engine.js');
-  const opts: ConstructorParameters<typeof WorkflowEngine>[0] & { cacheBytes?: number } = { host, previewMethod: flags.previewMethod, cacheBytes: flags.cacheBytes };
-  return new WorkflowEngine(opts);
+  return new WorkflowEngine({ host, previewMethod: flags.previewMethod, cacheBytes: flags.cacheBytes });
 }
 
 /** Starts the server; resolves once it listens, with a function that stops it. */
