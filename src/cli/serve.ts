@@ -18,6 +18,8 @@ export interface ServeFlags {
   authToken?: string;
   cacheBytes?: number;
   maxUploadSize: number;
+  /** The latentkit version `/system_stats` reports. */
+  version?: string;
 }
 
 /** Where everything lives unless a flag says otherwise: `./latentkit-data`. */
@@ -45,7 +47,7 @@ export async function startServe(flags: ServeFlags, makeEngine: EngineFactory = 
   const engine = await makeEngine(host, flags);
   const server = await createComfyServer({
     engine, host, dataDir: data, authToken: flags.authToken, maxUploadBytes: Math.round(flags.maxUploadSize * 1024 * 1024),
-    version: (await import('./main.js')).VERSION,
+    version: flags.version,
   });
   const bind = flags.listen === undefined || flags.listen === false ? flags.host : flags.listen === true ? '0.0.0.0' : flags.listen;
   const url = await server.listen(bind, flags.port);
@@ -91,5 +93,6 @@ export function registerServe(program: Command): void {
     .option('--auth-token <t>', 'require Authorization: Bearer T (or ?token=T) on every route and the websocket')
     .option('--cache-bytes <n>', 'byte budget for models kept loaded between prompts', intOption('--cache-bytes', 0))
     .option('--max-upload-size <mb>', 'largest upload in MB', sizeOption('--max-upload-size'), 100)
-    .action(serve);
+    // the version comes from the program (main.ts) rather than an import of it, which would be a cycle
+    .action((flags: ServeFlags) => serve({ ...flags, version: program.version() }));
 }
