@@ -14,8 +14,10 @@ import type { ContextHook } from '../../src/models/unet.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { OP, PickleWriter, torchZipEntries, writeTensor, writeZipFile } from '../fixtures/pickle/builders.js';
 import { loadTiny } from '../pipelines/models.js';
-import { maxRelError } from '../ref.js';
+import { maxRelError, refTests } from '../ref.js';
 import { randn, rng } from './fixtures.js';
+
+const refTest = refTests('hypernetworks on tiny-sd1');
 
 /** One MLP's state dict as A1111's Sequential numbers it: Linear 0, ReLU 1, LayerNorm 2, Dropout 3, Linear 4, LayerNorm 5. */
 function mlpTensors(r: () => number, d: number): [string, Tensor][] {
@@ -85,7 +87,7 @@ function withExtra(base: WeightSource, extra: Map<string, Tensor>, id: string): 
   };
 }
 
-test('an A1111 hypernetwork .pt applies x + s·mlp(x) to the k and v context of every attention of its widths', async () => {
+refTest('an A1111 hypernetwork .pt applies x + s·mlp(x) to the k and v context of every attention of its widths', async () => {
   const model = await loadTiny('tiny-sd1');
   const dir = await mkdtemp(join(tmpdir(), 'lk-hn-'));
   try {
