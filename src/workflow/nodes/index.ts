@@ -2,6 +2,7 @@
 // unCLIP, style models, GLIGEN, SDXL-only, ControlNet) are absent, so `/object_info` never lists a stub.
 import type { NodeDef } from '../types.js';
 import { clipNodes, conditioningNodes } from './conditioning.js';
+import { customSamplingNodes } from './custom-sampling.js';
 import { imageNodes } from './image.js';
 import { latentNodes } from './latent.js';
 import { loaderNodes } from './loaders.js';
@@ -9,5 +10,5 @@ import { maskNodes } from './mask.js';
 import { samplingNodes } from './sampling.js';
 
 export function builtinNodes(): NodeDef[] {
-  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...imageNodes, ...maskNodes];
+  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...maskNodes];
 }
