@@ -8,9 +8,10 @@ import { imageNodes } from './image.js';
 import { latentNodes } from './latent.js';
 import { loaderNodes } from './loaders.js';
 import { maskNodes } from './mask.js';
+import { mergingNodes } from './merging.js';
 import { postprocessNodes } from './postprocess.js';
 import { samplingNodes } from './sampling.js';
 
 export function builtinNodes(): NodeDef[] {
-  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...postprocessNodes, ...compositeNodes, ...maskNodes];
+  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...postprocessNodes, ...compositeNodes, ...maskNodes, ...mergingNodes];
 }
