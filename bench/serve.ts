@@ -5,10 +5,10 @@
 //  - warm time per image through the server vs `engine.execute` called directly on the same graph.
 import { WorkflowEngine } from '../src/workflow/engine.js';
 import { postJson, WsClient } from '../test/server/helpers.js';
-import { SKIP_NO_REF, startRealServer, txt2img } from '../test/server/real-engine.js';
+import { NO_REF, startRealServer, txt2img } from '../test/server/real-engine.js';
 
-if (SKIP_NO_REF) {
-  console.log(`bench/serve: skipped, ${SKIP_NO_REF}`);
+if (NO_REF) {
+  console.log(`bench/serve: skipped, ${NO_REF}`);
   process.exit(0);
 }
 

@@ -1,10 +1,10 @@
 import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { delimiter, dirname, extname, resolve } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { writeSafetensors } from '../formats/safetensors.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
-import { modelFolders, resolveModel } from '../models/model-folders.js';
+import { defaultModelsDir, listModelFiles, modelFolders, modelRoots, resolveModel } from '../models/model-folders.js';
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import type { GeneratedImage } from '../pipelines/image-output.js';
 import { PROFILES, type ProfileName, type RngName } from '../pipelines/profiles.js';
@@ -18,6 +18,7 @@ import type { LoraSpec } from '../adapters/lora.js';
 import type { HypernetworkSpec } from '../adapters/hypernetwork.js';
 
 export interface GenerateFlags {
+  /** Absent on the command line when the models folder holds exactly one checkpoint. */
   model: string;
   models: string[];
   prompt: string;
@@ -101,18 +102,22 @@ export function defaultOut(seed: number): string {
   return resolve('outputs', `${stamp}-${seed}.png`);
 }
 
-/** Install roots from --models and LATENTKIT_MODELS (path-list separated). */
-function modelRoots(flags: GenerateFlags): string[] {
-  const env = (process.env.LATENTKIT_MODELS ?? '').split(delimiter).filter(Boolean);
-  return [...(flags.models ?? []), ...env];
+/** `generate` without -m: the one checkpoint of the models folder, or one line saying what to do. */
+function onlyCheckpoint(roots: readonly string[]): string {
+  const files = listModelFiles(roots, 'checkpoints');
+  if (files.length === 1) return files[0];
+  const where = roots.length ? roots.join(', ') : defaultModelsDir();
+  if (files.length === 0) throw new Error(`no -m given and no checkpoint in ${where}; fetch one with: latentkit models pull sd15`);
+  throw new Error(`no -m given and ${files.length} checkpoints in ${where}; choose one with -m NAME (latentkit models list shows them)`);
 }
 
 /**
  * Resolves names given relative to a ComfyUI / A1111 install (`-m dreamshaper_8`, `--lora detail:0.5`)
  * and fills the folder lists the prompt's `<lora:…>` tags and embeddings are found in.
  */
-export function withModelRoots<F extends GenerateFlags>(flags: F): F {
-  const roots = modelRoots(flags);
+export function withModelRoots<F extends GenerateFlags>(given: F): F {
+  const roots = modelRoots(given.models);
+  const flags = { ...given, model: (given.model as string | undefined) ?? onlyCheckpoint(roots) };
   if (roots.length === 0) return flags;
   const hiresUpscaler = flags.hiresUpscaler && /[./\\]/.test(flags.hiresUpscaler) ? resolveModel(flags.hiresUpscaler, roots, 'upscale_models') : flags.hiresUpscaler;
   return {
@@ -223,7 +228,7 @@ async function generate(given: GenerateFlags): Promise<void> {
  */
 export function addGenerateOptions(cmd: Command, o: { imageInput?: boolean } = {}): Command {
   return cmd
-    .requiredOption('-m, --model <path>', 'checkpoint (.safetensors / .ckpt, SD 1.x or 2.x) or diffusers folder; with --models also a name')
+    .option('-m, --model <path>', 'checkpoint (.safetensors / .ckpt, SD 1.x or 2.x) or diffusers folder; with --models also a name; default: the only checkpoint in the models folder')
     .option('--models <dir>', 'a ComfyUI or A1111 install (or its models/ folder): -m, --vae, --lora, --hypernetwork take names from it, <lora:…> tags and embeddings are found there; repeatable (also LATENTKIT_MODELS)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .requiredOption('-p, --prompt <text>', 'what to draw')
     .option('-n, --negative <text>', 'negative prompt', '')

@@ -6,6 +6,7 @@ import { registerGenerate } from './generate.js';
 import { registerPrompt } from './prompt.js';
 import { registerImg2Img } from './img2img.js';
 import { registerMerge } from './merge.js';
+import { registerModels } from './models.js';
 import { registerUpscale } from './upscale.js';
 import { registerServe } from './serve.js';
 
@@ -59,6 +60,7 @@ export async function main(argv: string[]): Promise<void> {
   registerImg2Img(program);
   registerMerge(program);
   registerUpscale(program);
+  registerModels(program);
   registerServe(program);
   await program.parseAsync(argv);
 }

@@ -1,7 +1,8 @@
 // `latentkit serve`: the ComfyUI-compatible HTTP + websocket server over a models folder, with its
 // queue and history in one SQLite file under --data.
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { modelRoots } from '../models/model-folders.js';
 import type { Engine } from '../server/engine-api.js';
 import type { ServerHost } from '../server/host.js';
 import { intOption } from './options.js';
@@ -38,8 +39,7 @@ export async function startServe(flags: ServeFlags, makeEngine: EngineFactory = 
   const { createComfyServer } = await import('../server/app.js');
   const { ServerHost } = await import('../server/host.js');
   const data = resolve(flags.data);
-  const env = (process.env.LATENTKIT_MODELS ?? '').split(delimiter).filter(Boolean);
-  const roots = [...flags.models, ...env];
+  const roots = modelRoots(flags.models);
   const host = new ServerHost({
     modelRoots: roots.length ? roots : [join(data, 'models')],
     folders: { input: resolve(flags.input ?? join(data, 'input')), output: resolve(flags.output ?? join(data, 'output')), temp: join(data, 'temp') },

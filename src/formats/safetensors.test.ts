@@ -4,13 +4,14 @@ import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DTYPE_SIZE, numel, type DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { openSafetensors, serializeSafetensors, writeSafetensors } from './safetensors.js';
+import { REF, refTests } from '../../test/ref.js';
 
-const REF_SD1 = fileURLToPath(new URL('../../../shared/ref/ckpt/tiny-sd1.safetensors', import.meta.url));
-const REF_SD2 = fileURLToPath(new URL('../../../shared/ref/ckpt/tiny-sd2.safetensors', import.meta.url));
+const REF_SD1 = join(REF, 'ckpt/tiny-sd1.safetensors');
+const REF_SD2 = join(REF, 'ckpt/tiny-sd2.safetensors');
+const refTest = refTests('safetensors: the reference tiny checkpoints');
 
 const dir = await fsp.mkdtemp(join(tmpdir(), 'latentkit-safetensors-'));
 after(() => fsp.rm(dir, { recursive: true, force: true }));
@@ -124,7 +125,7 @@ test('__metadata__: null is read as no metadata, as the Rust crate does', async 
   await f.close();
 });
 
-test('reads the reference tiny-sd1 checkpoint', async () => {
+refTest('reads the reference tiny-sd1 checkpoint', async () => {
   const f = await openSafetensors(REF_SD1);
   try {
     assert.equal(f.path, REF_SD1);
@@ -162,7 +163,7 @@ test('reads the reference tiny-sd1 checkpoint', async () => {
   }
 });
 
-test('reads the reference tiny-sd2 checkpoint (0-dim logit_scale)', async () => {
+refTest('reads the reference tiny-sd2 checkpoint (0-dim logit_scale)', async () => {
   const f = await openSafetensors(REF_SD2);
   try {
     assert.deepEqual(f.metadata, { format: 'pt' });
@@ -179,7 +180,7 @@ test('reads the reference tiny-sd2 checkpoint (0-dim logit_scale)', async () => 
   }
 });
 
-test('concurrent reads on one handle, then rewriting reproduces the reference file byte for byte', async () => {
+refTest('concurrent reads on one handle, then rewriting reproduces the reference file byte for byte', async () => {
   const f = await openSafetensors(REF_SD1);
   const keys = f.keys();
   const tensors = await Promise.all(keys.map((k) => f.read(k)));

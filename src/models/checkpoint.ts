@@ -6,11 +6,12 @@ import type { StateDict } from '../formats/state-dict.js';
 import { stateDictWeights } from '../graph/weights.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import type { LoadOptions } from './load-options.js';
+import { predictionFromMetadata, sd2Prediction } from './classify.js';
 import { detectClipText } from './clip-text.js';
 import { configBeside, readLdmConfig } from './ldm-config.js';
 import { openDiffusersFolder, openVaeWeights } from './diffusers.js';
 import { fileIdentity } from '../formats/file-identity.js';
-import { StableDiffusionModel, type Family, type ModelParts, type Prediction } from './sd-model.js';
+import { StableDiffusionModel, type Family, type ModelParts } from './sd-model.js';
 import { detectUNet, type UNetConfig } from './unet.js';
 
 export type { LoadOptions } from './load-options.js';
@@ -30,27 +31,6 @@ function describeNonCheckpoint(path: string, keys: readonly string[]): string {
   if (has('string_to_param') || has('emb_params')) return `${path}: this is a textual-inversion embedding, not a checkpoint`;
   if (has('control_model.') || has('input_hint_block.')) return `${path}: this is a ControlNet, not a checkpoint`;
   return `${path}: not a Stable Diffusion checkpoint (no UNet weights under '${UNET}.', ${keys.length} tensors)`;
-}
-
-function predictionFromMetadata(meta: Readonly<Record<string, string>>): Prediction | undefined {
-  const raw = (meta['modelspec.prediction_type'] ?? meta['prediction_type'] ?? '').toLowerCase();
-  if (raw === 'v' || raw === 'v_prediction' || raw === 'v-prediction') return 'v';
-  if (raw === 'eps' || raw === 'epsilon') return 'eps';
-  return undefined;
-}
-
-/**
- * SD 2.x files do not say whether they are the 512 eps model or the 768 v model. ComfyUI tells them
- * apart by the spread of one norm bias near the output (v models trained it further: std > 0.09);
- * files without that layer (small custom UNets) default to v, as most SD2 checkpoints are.
- */
-async function sd2Prediction(sd: StateDict): Promise<Prediction> {
-  const key = `${UNET}.output_blocks.11.1.transformer_blocks.0.norm1.bias`;
-  if (!sd.info(key)) return 'v';
-  const b = (await sd.read(key)).toFloat32Array();
-  const mean = b.reduce((a, v) => a + v, 0) / b.length;
-  const std = Math.sqrt(b.reduce((a, v) => a + (v - mean) ** 2, 0) / b.length);
-  return std > 0.09 ? 'v' : 'eps';
 }
 
 /** Detects architecture and prediction type from a single-file LDM checkpoint. */

@@ -2,8 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { alphasCumprod, fma32, fma64, scaledLinearBetas, sdSchedule, sigmaTable, torchLinspace } from './discrete.js';
+import { join } from 'node:path';
+import { HAS_REF, REF, refTests } from '../../test/ref.js';
 
-const ref = JSON.parse(readFileSync(new URL('../../../shared/ref/samplers/schedules.json', import.meta.url), 'utf8'));
+const refTest = refTests('discrete schedules against the reference tables');
+const ref = HAS_REF ? JSON.parse(readFileSync(join(REF, 'samplers/schedules.json'), 'utf8')) : undefined;
 
 /** Count of unequal entries and max relative error (reference float32 arrays go through fround). */
 function compare(got: ArrayLike<number>, want: number[], isF32: boolean): { diff: number; rel: number } {
@@ -18,7 +21,7 @@ function compare(got: ArrayLike<number>, want: number[], isF32: boolean): { diff
   return { diff, rel };
 }
 
-test('betas and alphas_cumprod are bit-exact (float64)', () => {
+refTest('betas and alphas_cumprod are bit-exact (float64)', () => {
   const betas = scaledLinearBetas();
   const b = compare(betas, ref.kdiffusion.betas_f64, false);
   const a = compare(alphasCumprod(betas), ref.kdiffusion.alphas_cumprod_f64, false);
@@ -27,7 +30,7 @@ test('betas and alphas_cumprod are bit-exact (float64)', () => {
   assert.equal(a.diff, 0);
 });
 
-test('sigma tables: k-diffusion float32 and ComfyUI float64→float32, bit-exact', () => {
+refTest('sigma tables: k-diffusion float32 and ComfyUI float64→float32, bit-exact', () => {
   const kd = compare(sigmaTable('kdiffusion'), ref.kdiffusion.model_sigmas_f32, true);
   const cf = compare(sigmaTable('comfy'), ref.comfy.model_sigmas_f32, true);
   console.log(`k-diffusion table: ${kd.diff} differ; comfy table: ${cf.diff} differ`);
@@ -39,7 +42,7 @@ test('sigma tables: k-diffusion float32 and ComfyUI float64→float32, bit-exact
   assert.equal(sdSchedule('comfy').sigmaMax, ref.comfy.sigma_max);
 });
 
-test('k-diffusion sigma_to_t / t_to_sigma / quantized, to 1e-6 relative', () => {
+refTest('k-diffusion sigma_to_t / t_to_sigma / quantized, to 1e-6 relative', () => {
   const kd = sdSchedule('kdiffusion');
   const c = ref.kdiffusion.discrete_conversions;
   const probes = (c.sigma_probes as number[]).map(Math.fround);
@@ -56,7 +59,7 @@ test('k-diffusion sigma_to_t / t_to_sigma / quantized, to 1e-6 relative', () => 
   assert.equal(results[1][1].diff, 0);
 });
 
-test('ComfyUI timestep / sigma / percent_to_sigma, to 1e-6 relative', () => {
+refTest('ComfyUI timestep / sigma / percent_to_sigma, to 1e-6 relative', () => {
   const ms = sdSchedule('comfy');
   const c = ref.comfy.conversions;
   const ts = compare((c.sigma_probes as number[]).map((s) => ms.sigmaToTQuantized(Math.fround(s))), c.timestep_of_sigma, false);

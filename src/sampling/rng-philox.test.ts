@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ImageRNG, PhiloxGenerator, boxMuller, philox4x32, slerp, type A1111RandnSource } from './rng-philox.js';
 import type { TorchCpuKernel } from './rng-torch-cpu.js';
+import { join } from 'node:path';
+import { HAS_REF, REF, refTests } from '../../test/ref.js';
 
 // The reference files are plain JSON of several shapes; tests index into them by key.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -10,9 +12,9 @@ type RefJson = Record<string, any>;
 
 interface Summary { shape: number[]; numel: number; values?: number[]; first64?: number[]; last64?: number[]; every997th?: number[]; sum_f64: number }
 
-const read = (file: string): RefJson =>
-  JSON.parse(readFileSync(new URL(`../../../shared/ref/samplers/${file}`, import.meta.url), 'utf8'));
-const philoxRef = read('rng_philox.json');
+const refTest = refTests('Philox and A1111 ImageRNG against the reference draws');
+const read = (file: string): RefJson => JSON.parse(readFileSync(join(REF, 'samplers', file), 'utf8'));
+const philoxRef = HAS_REF ? read('rng_philox.json') : {};
 
 function pairs(got: ArrayLike<number>, w: Summary): Array<[number, number]> {
   if (w.values) return w.values.map((v, i) => [got[i], Math.fround(v)]);
@@ -30,14 +32,14 @@ function maxAbs(got: ArrayLike<number>, w: Summary): number {
 
 const parseShape = (s: string): number[] => s.split('x').map(Number);
 
-test('Philox4x32-10 raw words and Box–Muller, bit-exact', () => {
+refTest('Philox4x32-10 raw words and Box–Muller, bit-exact', () => {
   for (const c of philoxRef.philox4_32_raw) assert.deepEqual(philox4x32(c.counter, c.key), c.out);
   for (const c of philoxRef.box_muller) assert.equal(boxMuller(c.x, c.y), c.out);
   // Random123 known answer for counter = key = 0.
   assert.deepEqual(philox4x32([0, 0, 0, 0], [0, 0]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
 });
 
-test('rng_philox Generator.randn: every seed/shape and call sequence bit-exact', () => {
+refTest('rng_philox Generator.randn: every seed/shape and call sequence bit-exact', () => {
   let n = 0;
   let sumWorst = 0;
   for (const [key, w] of Object.entries(philoxRef.randn) as [string, Summary][]) {
@@ -77,7 +79,7 @@ const sources: Array<[string, string, A1111RandnSource, TorchCpuKernel]> = [
 const SLERP_TOL = 1e-6;
 
 for (const [file, key, source, cpuKernel] of sources) {
-  test(`A1111 ImageRNG (${source}${source === 'cpu' ? ', ' + cpuKernel : ''}): variation seeds, per-step draws, resize, ENSD`, () => {
+  refTest(`A1111 ImageRNG (${source}${source === 'cpu' ? ', ' + cpuKernel : ''}): variation seeds, per-step draws, resize, ENSD`, () => {
     const cases = read(file)[key].cases;
     const c0 = cases['eta_noise_seed_delta=0'];
     const exactTol = cpuKernel === 'default' ? 1e-6 : 0;

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { TorchCpuGenerator, comfyPrepareNoise, torchRandn, type TorchCpuKernel } from './rng-torch-cpu.js';
+import { join } from 'node:path';
+import { REF, refTests } from '../../test/ref.js';
 
 // The reference files are plain JSON of several shapes; tests index into them by key.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -9,8 +11,10 @@ type RefJson = Record<string, any>;
 
 interface Summary { shape: number[]; numel: number; values?: number[]; first64?: number[]; last64?: number[]; every997th?: number[]; sum_f64: number }
 
+const refTest = refTests('torch CPU generator against the reference draws');
+
 function load(kernel: TorchCpuKernel): RefJson {
-  return JSON.parse(readFileSync(new URL(`../../../shared/ref/samplers/rng_torch_cpu_${kernel}.json`, import.meta.url), 'utf8'));
+  return JSON.parse(readFileSync(join(REF, 'samplers', `rng_torch_cpu_${kernel}.json`), 'utf8'));
 }
 
 /** (got, want) pairs for the values a summary records. */
@@ -51,7 +55,7 @@ function tally(t: Tally, got: ArrayLike<number>, w: Summary): void {
 const parseShape = (s: string): number[] => s.split('x').map(Number);
 
 for (const kernel of ['avx2', 'default'] as const) {
-  test(`torch.randn, ${kernel} kernel: global seeds and successive calls`, () => {
+  refTest(`torch.randn, ${kernel} kernel: global seeds and successive calls`, () => {
     const ref = load(kernel).torch;
     const t: Tally = { values: 0, exact: 0, shortMiss: 0, maxUlp: 0 };
     for (const [key, w] of Object.entries(ref.global_manual_seed) as [string, Summary][]) {
@@ -69,7 +73,7 @@ for (const kernel of ['avx2', 'default'] as const) {
     if (kernel === 'avx2') assert.equal(t.exact, t.values);
   });
 
-  test(`torch.randn float64, ${kernel} file`, () => {
+  refTest(`torch.randn float64, ${kernel} file`, () => {
     const ref = load(kernel).torch.float64 as Record<string, Summary>;
     let worst = 0;
     let exact = 0;
@@ -106,7 +110,7 @@ test('the cached Box–Muller value survives vector-path calls and is cleared by
   assert.equal(g.randn(1)[0], first);
 });
 
-test('ComfyUI prepare_noise: one batch draw, and noise_inds', () => {
+refTest('ComfyUI prepare_noise: one batch draw, and noise_inds', () => {
   const ref = load('avx2').comfy_prepare_noise.cases as Record<string, Summary>;
   let n = 0;
   for (const [key, w] of Object.entries(ref)) {

@@ -8,13 +8,16 @@ import { readFileSync } from 'node:fs';
 import type { Denoiser, GuidedDenoiser, NoiseSource, SamplerOptions } from './types.js';
 import { SAMPLERS, SAMPLER_NAMES, discardPenultimate, getSampler } from './registry.js';
 import { deisCoefficients } from './samplers-multistep.js';
+import { join } from 'node:path';
+import { HAS_REF, REF, refTests } from '../../test/ref.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 function load(name: string): any {
-  return JSON.parse(readFileSync(new URL(`../../../shared/ref/samplers/${name}`, import.meta.url), 'utf8'));
+  return JSON.parse(readFileSync(join(REF, 'samplers', name), 'utf8'));
 }
 
-const inputs = load('sampler_inputs.json');
+const refTest = refTests('sampler trajectories against the reference vectors');
+const inputs = HAS_REF ? load('sampler_inputs.json') : { m_cond: [], m_uncond: [], noise_bank: [] };
 const M_COND = Float64Array.from(inputs.m_cond as number[]);
 const M_UNCOND = Float64Array.from(inputs.m_uncond as number[]);
 const BANK: Float64Array[] = (inputs.noise_bank as number[][]).map((row) => Float64Array.from(row, Math.fround));
@@ -215,26 +218,26 @@ async function checkFile(file: string, specOf: (key: string, run: any) => RunSpe
   return results;
 }
 
-test('k-diffusion float64 trajectories', async () => {
+refTest('k-diffusion float64 trajectories', async () => {
   await checkFile('kdiff_samplers_f64.json', (k, r) => kdiffSpec(k, r), false, 1e-5);
 });
 
-test('k-diffusion float32 trajectories', async () => {
+refTest('k-diffusion float32 trajectories', async () => {
   await checkFile('kdiff_samplers_f32.json', (k, r) => kdiffSpec(k, r), true, 1e-4);
 });
 
-test('ComfyUI float64 trajectories, every SAMPLER_NAMES entry', async () => {
+refTest('ComfyUI float64 trajectories, every SAMPLER_NAMES entry', async () => {
   const results = await checkFile('comfy_samplers_f64.json', (_k, r) => comfySpec(r), false, 1e-5);
   const data = load('comfy_samplers_f64.json');
   const covered = new Set([...results.keys(), ...Object.keys(data.aliases)].map((k) => k.split('|')[0]));
   for (const name of SAMPLER_NAMES) if (!['restart', 'plms'].includes(name)) assert.ok(covered.has(name), `${name} not covered`);
 });
 
-test('ComfyUI float32 trajectories', async () => {
+refTest('ComfyUI float32 trajectories', async () => {
   await checkFile('comfy_samplers_f32.json', (_k, r) => comfySpec(r), true, 1e-4);
 });
 
-test('ComfyUI aliases (_gpu variants, ddim) equal their base sampler', async () => {
+refTest('ComfyUI aliases (_gpu variants, ddim) equal their base sampler', async () => {
   for (const file of ['comfy_samplers_f64.json', 'comfy_samplers_f32.json']) {
     const data = load(file);
     const float32 = file.includes('f32');
@@ -257,7 +260,7 @@ test('ComfyUI aliases (_gpu variants, ddim) equal their base sampler', async () 
   }
 });
 
-test('ComfyUI extra runs: cfg 2, discard-penultimate schedules', async () => {
+refTest('ComfyUI extra runs: cfg 2, discard-penultimate schedules', async () => {
   await checkFile('comfy_samplers_extra.json', (_k, r) => comfySpec(r), false, 1e-5, (k) => k.includes('native_noise'));
   const data = load('comfy_samplers_extra.json');
   const used = data.runs['dpm_2|karras_discard_penultimate'].sigmas as number[];
@@ -267,7 +270,7 @@ test('ComfyUI extra runs: cfg 2, discard-penultimate schedules', async () => {
   assert.deepEqual([...SAMPLERS.values()].filter((s) => s.comfyDiscardPenultimate).map((s) => s.name), ['dpm_2', 'dpm_2_ancestral', 'uni_pc', 'uni_pc_bh2']);
 });
 
-test('ComfyUI extra runs: native torch CPU noise (default_noise_sampler, seed 42)', async (t) => {
+refTest('ComfyUI extra runs: native torch CPU noise (default_noise_sampler, seed 42)', async (t) => {
   let mod: any;
   try {
     mod = await import('./rng-torch-cpu.js');
@@ -290,7 +293,7 @@ test('ComfyUI extra runs: native torch CPU noise (default_noise_sampler, seed 42
   console.log(`comfy_samplers_extra.json native-noise runs: 4, worst relative error ${worst.toExponential(3)}, tolerance 0.0001`);
 });
 
-test('ComfyUI lms differs from k-diffusion lms only on the last step (kdiff_vs_comfy.json)', async () => {
+refTest('ComfyUI lms differs from k-diffusion lms only on the last step (kdiff_vs_comfy.json)', async () => {
   const cmp = load('kdiff_vs_comfy.json').results;
   const kd = load('kdiff_samplers_f64.json').runs;
   let worst = 0;
@@ -312,7 +315,7 @@ test('ComfyUI lms differs from k-diffusion lms only on the last step (kdiff_vs_c
   console.log(`kdiff_vs_comfy.json: ${Object.keys(cmp).length} entries, worst |Δ x_final| (non-lms) ${worst.toExponential(3)}`);
 });
 
-test('independent_check.json samplers agree with ours as with the reference', async () => {
+refTest('independent_check.json samplers agree with ours as with the reference', async () => {
   const chk = load('independent_check.json');
   assert.equal(chk.samplers_ok, true);
   const kd = load('kdiff_samplers_f64.json').runs;
@@ -329,7 +332,7 @@ test('independent_check.json samplers agree with ours as with the reference', as
   console.log(`independent_check.json: worst |Δ x_final| of ours ${worst.toExponential(3)}`);
 });
 
-test('DEIS tab coefficients match the recorded table', () => {
+refTest('DEIS tab coefficients match the recorded table', () => {
   const data = load('comfy_samplers_f64.json');
   let worst = 0;
   for (const key of ['deis|karras', 'deis|normal']) {
@@ -446,7 +449,7 @@ test('Restart re-runs its segment after jumping back up with fresh noise', async
   assert.ok(relErr(out, X0) <= 1e-12);
 });
 
-test('deterministic samplers give identical results twice; stochastic ones with identical noise', async () => {
+refTest('deterministic samplers give identical results twice; stochastic ones with identical noise', async () => {
   const model = makeModel(null).model;
   const sig = inputs.kdiff_schedules_10.karras as number[];
   const x = f32(inputs.x0_noise).map((v) => v * sig[0]);
@@ -458,7 +461,7 @@ test('deterministic samplers give identical results twice; stochastic ones with 
   }
 });
 
-test('stochastic samplers refuse to run without a noise source; CFG++ accepts a plain denoiser', async () => {
+refTest('stochastic samplers refuse to run without a noise source; CFG++ accepts a plain denoiser', async () => {
   for (const [name, info] of SAMPLERS) {
     if (!info.stochastic || name === 'restart') continue;
     await assert.rejects(info.fn(constantModel, START, SIGMAS, {}, undefined), /NoiseSource/, name);
@@ -471,7 +474,7 @@ test('stochastic samplers refuse to run without a noise source; CFG++ accepts a 
   assert.ok(relErr(a, b) <= 1e-12);
 });
 
-test('registry: evaluations per step match what the samplers do', async () => {
+refTest('registry: evaluations per step match what the samplers do', async () => {
   const sig = inputs.kdiff_schedules_10.karras as number[];
   const x = f32(inputs.x0_noise).map((v) => v * sig[0]);
   const lines: string[] = [];

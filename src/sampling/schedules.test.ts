@@ -7,8 +7,11 @@ import {
   discardsPenultimate, discreteUniformSigmas, dropPenultimate, exponentialSigmas, karrasSigmas, klOptimalSigmas,
   loglinearInterp, polyexponentialSigmas, sigmasFor, vpSigmas,
 } from './schedules.js';
+import { join } from 'node:path';
+import { HAS_REF, REF, refTests } from '../../test/ref.js';
 
-const ref = JSON.parse(readFileSync(new URL('../../../shared/ref/samplers/schedules.json', import.meta.url), 'utf8'));
+const refTest = refTests('schedules against the reference tables');
+const ref = HAS_REF ? JSON.parse(readFileSync(join(REF, 'samplers/schedules.json'), 'utf8')) : undefined;
 const TOL = 1e-6;
 
 function relErr(got: readonly number[], want: readonly number[], isF32: boolean): number {
@@ -21,7 +24,7 @@ function relErr(got: readonly number[], want: readonly number[], isF32: boolean)
   return worst;
 }
 
-test('k-diffusion schedules (float32 and float64 runs) to 1e-6 relative', () => {
+refTest('k-diffusion schedules (float32 and float64 runs) to 1e-6 relative', () => {
   for (const dtype of ['f32', 'f64'] as const) {
     // The reference passes the float32 table's σ_min/σ_max as Python floats in both runs.
     const kd = sdSchedule('kdiffusion');
@@ -47,7 +50,7 @@ test('k-diffusion schedules (float32 and float64 runs) to 1e-6 relative', () => 
   }
 });
 
-test('every ComfyUI scheduler, n ∈ {1,2,5,10,20,50}, to 1e-6 relative', () => {
+refTest('every ComfyUI scheduler, n ∈ {1,2,5,10,20,50}, to 1e-6 relative', () => {
   const worst: Record<string, number> = {};
   for (const [name, byN] of Object.entries(ref.comfy.schedules) as [string, Record<string, number[] | null>][]) {
     for (const [n, want] of Object.entries(byN)) {
@@ -63,7 +66,7 @@ test('every ComfyUI scheduler, n ∈ {1,2,5,10,20,50}, to 1e-6 relative', () => 
   console.log('comfy schedules worst rel:', JSON.stringify(worst));
 });
 
-test("ComfyUI KSampler's discard-penultimate schedules to 1e-6 relative", () => {
+refTest("ComfyUI KSampler's discard-penultimate schedules to 1e-6 relative", () => {
   let worst = 0;
   for (const sampler of ref.comfy.discard_penultimate_samplers as string[]) {
     assert.ok(discardsPenultimate('comfy', sampler));

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { ClipTokenizer } from './clip-tokenizer.js';
 import {
@@ -16,8 +15,9 @@ import {
   locateClipVocab,
   readGzVocab,
 } from './vocab.js';
+import { CLIP_DIR, refTests } from '../../test/ref.js';
 
-const CLIP_DIR = fileURLToPath(new URL('../../../shared/clip/', import.meta.url));
+const refTest = refTests('CLIP vocabulary search with the reference vocabulary files', [CLIP_DIR]);
 const tmp = await fsp.mkdtemp(join(tmpdir(), 'latentkit-vocab-'));
 after(() => fsp.rm(tmp, { recursive: true, force: true }));
 
@@ -42,7 +42,7 @@ test('the byte table has 256 distinct printable symbols, printable bytes first',
   assert.equal(t.find(([b]) => b === 0x20)![1], '\u0120');
 });
 
-test('search order: explicit path, env, model tokenizer/ folder, model folder, package data', async () => {
+refTest('search order: explicit path, env, model tokenizer/ folder, model folder, package data', async () => {
   const model = await folder('model-diffusers', {
     'tokenizer/vocab.json': await copyFrom('vocab.json'),
     'tokenizer/merges.txt': await copyFrom('merges.txt'),
@@ -92,7 +92,7 @@ test('nothing found: one error that lists every place and says how to provide it
   await assert.rejects(ClipTokenizer.load({ env: noEnv, packageDataDir: null }), ClipVocabNotFoundError);
 });
 
-test('a wrong explicit path or env value is an error, not silently replaced', async () => {
+refTest('a wrong explicit path or env value is an error, not silently replaced', async () => {
   const model = await folder('model-ok', { 'tokenizer/vocab.json': await copyFrom('vocab.json'), 'tokenizer/merges.txt': await copyFrom('merges.txt') });
   const missing = join(tmp, 'nowhere');
   assert.throws(() => locateClipVocab({ path: missing, modelPath: model, env: noEnv }), (e: Error) =>

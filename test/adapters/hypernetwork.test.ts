@@ -14,9 +14,10 @@ import type { ContextHook } from '../../src/models/unet.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { writeHypernetwork } from './hypernetwork-fixtures.js';
 import { loadTiny } from '../pipelines/models.js';
-import { maxRelError } from '../ref.js';
+import { maxRelError, refTests } from '../ref.js';
 import { randn, rng } from './fixtures.js';
 
+const refTest = refTests('hypernetworks on tiny-sd1');
 
 /** The test's own reading of A1111's module: x + s·LN(Linear(LN(relu(Linear(x))))). */
 function referenceHook(s: number, sizes: number[]): ContextHook {
@@ -44,7 +45,7 @@ function withExtra(base: WeightSource, extra: Map<string, Tensor>, id: string): 
   };
 }
 
-test('an A1111 hypernetwork .pt applies x + s·mlp(x) to the k and v context of every attention of its widths', async () => {
+refTest('an A1111 hypernetwork .pt applies x + s·mlp(x) to the k and v context of every attention of its widths', async () => {
   const model = await loadTiny('tiny-sd1');
   const dir = await mkdtemp(join(tmpdir(), 'lk-hn-'));
   try {

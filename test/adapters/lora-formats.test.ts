@@ -1,7 +1,6 @@
 // Every LoRA-family format × layer type (linear, 1×1 conv, 3×3 conv, text encoder) on tiny-sd1 and
 // tiny-sd2: the UNet and text-encoder outputs of the patched model equal those of the base checkpoint
 // whose weights this test merges itself with the format's published formula (1e-5 relative).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,8 +10,10 @@ import { writeSafetensors } from '../../src/formats/safetensors.js';
 import type { StableDiffusionModel } from '../../src/models/sd-model.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { loadTiny, type TinyName } from '../pipelines/models.js';
-import { maxRelError } from '../ref.js';
+import { maxRelError, refTests } from '../ref.js';
 import { kronRef, midRef, mm, numel, overlay, randn, rng, targetsFor, tuckerRef, type Target } from './fixtures.js';
+
+const test = refTests('LoRA formats on the tiny checkpoints');
 
 const flat = (s: string) => s.replace(/\./g, '_');
 const kohya = (t: Target) => `${t.part === 'unet' ? 'lora_unet_' : 'lora_te_'}${flat(t.module)}`;

@@ -1,6 +1,5 @@
 // Stacking, strength 0, the session cache across LoRA sets, unmatched keys, and files that must be
 // refused (wrong family, malformed tensors) without leaving anything patched.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,8 +11,10 @@ import type { SessionCache } from '../../src/runtime/session.js';
 import type { StableDiffusionModel } from '../../src/models/sd-model.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { loadTiny } from '../pipelines/models.js';
-import { maxRelError } from '../ref.js';
+import { maxRelError, refTests } from '../ref.js';
 import { mm, overlay, randn, rng } from './fixtures.js';
+
+const test = refTests('LoRA stacking on tiny-sd1');
 
 const cacheSize = (m: StableDiffusionModel) => (m as unknown as { sessions: SessionCache }).sessions.size;
 const K = 'model.diffusion_model.input_blocks.3.1.transformer_blocks.0.attn2.to_v.weight';

@@ -1,6 +1,5 @@
 // Checkpoint merging, tensor by tensor against the formulas, block weights on the right keys, VAE
 // baking, the recipe metadata, and refusals naming the key.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,8 +8,10 @@ import { blockIndex, mergeCheckpoints } from '../../src/adapters/merge.js';
 import { openSafetensors, writeSafetensors } from '../../src/formats/safetensors.js';
 import { isFloatDType } from '../../src/tensor/dtype.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { REF } from '../ref.js';
+import { REF, refTests } from '../ref.js';
 import { rng } from './fixtures.js';
+
+const test = refTests('checkpoint merging of tiny-sd1');
 
 const A = `${REF}/ckpt/tiny-sd1.safetensors`;
 

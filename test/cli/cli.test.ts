@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, readdir } from 'node:fs/promises';
@@ -8,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { readPngText } from '../../src/formats/png-text.js';
 import { parseParameters } from '../../src/pipelines/parameters.js';
-import { REF } from '../ref.js';
+import { CLIP_DIR, REF, refTests } from '../ref.js';
+
+const test = refTests('CLI generate / pnginfo / inspect on tiny-sd1', [REF, CLIP_DIR]);
 
 const entry = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
 const tiny = `${REF}/ckpt/tiny-sd1.safetensors`;

@@ -1,5 +1,4 @@
 // The CLI side: `latentkit merge`, and `generate --lora` writing `Lora hashes` into the PNG.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -12,7 +11,9 @@ import { openSafetensors, writeSafetensors } from '../../src/formats/safetensors
 import { parseParameters } from '../../src/pipelines/parameters.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { randn, rng } from '../adapters/fixtures.js';
-import { REF } from '../ref.js';
+import { CLIP_DIR, REF, refTests } from '../ref.js';
+
+const test = refTests('CLI merge and --lora on tiny-sd1', [REF, CLIP_DIR]);
 
 const entry = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
 const tiny = `${REF}/ckpt/tiny-sd1.safetensors`;

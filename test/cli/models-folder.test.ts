@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile } from 'node:fs/promises';
@@ -8,8 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { readPngText } from '../../src/formats/png-text.js';
 import { modelFolders, resolveModel } from '../../src/models/model-folders.js';
 import { parseParameters } from '../../src/pipelines/parameters.js';
-import { REF } from '../ref.js';
+import { CLIP_DIR, REF, refTests } from '../ref.js';
 import { writeTinyLora } from '../pipelines/models.js';
+
+const test = refTests('CLI models by name from ComfyUI / A1111 installs', [REF, CLIP_DIR]);
 
 const entry = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
 

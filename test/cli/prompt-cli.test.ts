@@ -1,6 +1,5 @@
 // `latentkit prompt --json` against the reference vectors (a representative subset: one process per
 // prompt), and `generate` with long prompts, embeddings (one of them hostile) and wildcards.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -9,12 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { readPngText } from '../../src/formats/png-text.js';
 import { parseParameters } from '../../src/pipelines/parameters.js';
 import { main } from '../../src/cli/main.js';
-import { REF } from '../ref.js';
+import { CLIP_DIR, HAS_REF, REF, refTests } from '../ref.js';
 import type { A1111Case, ComfyCase, RefChunks, TokenizerCase } from '../text/ref-types.js';
 import { copyHostile, tempDir, writePt } from '../text/ti-fixtures.js';
 
+const test = refTests('CLI prompt against the reference prompt vectors', [REF, CLIP_DIR]);
+
 const entry = fileURLToPath(new URL('../../src/cli/run.ts', import.meta.url));
-const vocab = fileURLToPath(new URL('../../../shared/clip/', import.meta.url));
+const vocab = CLIP_DIR;
 const tiny = `${REF}/ckpt/tiny-sd1.safetensors`;
 
 function cli(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
@@ -85,9 +86,10 @@ function checkComfy(c: ComfyCase, r: { code: number | null; out: string }): void
   assert.deepEqual(got.chunks, want, c.prompt);
 }
 
-const a1111 = JSON.parse(await readFile(`${REF}/text/a1111_public.json`, 'utf8')) as { cases: A1111Case[] };
-const comfy = JSON.parse(await readFile(`${REF}/text/comfy_public.json`, 'utf8')) as { cases: ComfyCase[] };
-const tokCases = (JSON.parse(await readFile(`${REF}/text/tokenizer_public.json`, 'utf8')) as { cases: TokenizerCase[] }).cases;
+const readRef = async <T>(rel: string, empty: T): Promise<T> => (HAS_REF ? JSON.parse(await readFile(`${REF}/${rel}`, 'utf8')) as T : empty);
+const a1111 = await readRef<{ cases: A1111Case[] }>('text/a1111_public.json', { cases: [] });
+const comfy = await readRef<{ cases: ComfyCase[] }>('text/comfy_public.json', { cases: [] });
+const tokCases = (await readRef<{ cases: TokenizerCase[] }>('text/tokenizer_public.json', { cases: [] })).cases;
 
 test(`latentkit prompt --json: all ${a1111.cases.length} A1111, ${comfy.cases.length} ComfyUI and ${tokCases.length} raw public cases through the command`, async () => {
   for (const c of a1111.cases) checkA1111(c, await inProcess('prompt', '--vocab', vocab, '--json', '--steps', '20', '--', c.prompt));

@@ -1,5 +1,4 @@
 // Hashes as A1111 computes them, checked against sha256sum / dd / tail on the same byte ranges.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, utimes, writeFile } from 'node:fs/promises';
@@ -7,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addnetHash, autoV2Hash, configureHashCache, legacyModelHash, loraShortHash, sha256File } from '../../src/formats/hash.js';
 import { stat } from 'node:fs/promises';
-import { REF } from '../ref.js';
+import { REF, refTests } from '../ref.js';
+
+const test = refTests('model hashes of tiny-sd1');
 
 const FILE = `${REF}/ckpt/tiny-sd1.safetensors`;
 const sh = (script: string, ...args: string[]) => execFileSync('bash', ['-c', script, 'sh', ...args], { encoding: 'utf8' }).trim().split(/\s+/)[0];

@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,9 +6,11 @@ import { openSafetensors } from '../../src/formats/safetensors.js';
 import { txt2img } from '../../src/pipelines/txt2img.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { OP, stateDictPickle, torchZipEntries, writeZipFile, type TensorSpec } from '../fixtures/pickle/builders.js';
-import { REF } from '../ref.js';
+import { CLIP_DIR, REF, refTests } from '../ref.js';
 import { TINY_OPTIONS, loadTiny, testTokenizer } from '../pipelines/models.js';
 import { loadCheckpoint } from '../../src/models/checkpoint.js';
+
+const test = refTests('.ckpt loading of tiny-sd1', [REF, CLIP_DIR]);
 
 const STORAGE: Record<string, string> = { f16: 'HalfStorage', f32: 'FloatStorage', i64: 'LongStorage' };
 

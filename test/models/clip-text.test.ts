@@ -1,11 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/graph/builder.js';
 import { stateDictWeights } from '../../src/graph/weights.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { buildClipText, detectClipText } from '../../src/models/clip-text.js';
 import { createSession } from '../../src/runtime/session.js';
-import { REF, maxRelError } from '../ref.js';
+import { maxRelError, REF, refTests } from '../ref.js';
+
+const test = refTests('text encoder parity on the tiny checkpoints');
 
 const CASES = [
   { name: 'tiny-sd1', prefix: 'cond_stage_model.transformer.text_model.', heads: 2 },

@@ -8,7 +8,9 @@ import { loadCheckpoint } from '../../src/models/checkpoint.js';
 import { unetLdmKey, vaeLdmKey, type UNetKeyLayout } from '../../src/models/diffusers-keys.js';
 import type { StableDiffusionModel } from '../../src/models/sd-model.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { REF, maxRelError } from '../ref.js';
+import { maxRelError, REF, refTests } from '../ref.js';
+
+const refTest = refTests('diffusers folders against the tiny single files');
 
 const tmp = await mkdtemp(join(tmpdir(), 'latentkit-diffusers-'));
 after(() => rm(tmp, { recursive: true, force: true }));
@@ -227,7 +229,7 @@ async function compare(label: string, got: Promise<Tensor>, want: Promise<Tensor
 const folders = new Map<string, string>();
 
 for (const t of TINY) {
-  test(`${t.name} as a diffusers folder matches the single-file load (1e-5 relative)`, async () => {
+  refTest(`${t.name} as a diffusers folder matches the single-file load (1e-5 relative)`, async () => {
     const dir = await writeDiffusersFolder(t);
     folders.set(t.name, dir);
     // Heads come from the folder's configs here; the single file has to be told.
@@ -265,7 +267,7 @@ for (const t of TINY) {
   });
 }
 
-test('a diffusers vae/ folder or its weight file works as the separate VAE', async () => {
+refTest('a diffusers vae/ folder or its weight file works as the separate VAE', async () => {
   const sd1 = folders.get('tiny-sd1') ?? await writeDiffusersFolder(TINY[0]);
   const sd2 = folders.get('tiny-sd2') ?? await writeDiffusersFolder(TINY[1]);
   const single = await loadCheckpoint(`${REF}/ckpt/tiny-sd2.safetensors`, { unetHeadWidth: 16, textHeads: 2 });
@@ -284,7 +286,7 @@ test('a diffusers vae/ folder or its weight file works as the separate VAE', asy
   }
 });
 
-test('options override the folder: prediction, heads, a separate VAE', async () => {
+refTest('options override the folder: prediction, heads, a separate VAE', async () => {
   const dir = folders.get('tiny-sd1') ?? await writeDiffusersFolder(TINY[0]);
   const m = await loadCheckpoint(dir, { prediction: 'v', unetHeadWidth: 16, textHeads: 4, vae: `${REF}/ckpt/tiny-sd2.safetensors` });
   try {
@@ -310,7 +312,7 @@ test('a folder without model_index.json is refused, naming the folder', async ()
   await assert.rejects(loadCheckpoint(dir), (err: Error) => err.message.includes(dir) && err.message.includes('model_index.json'));
 });
 
-test('a folder without UNet weights is refused, naming the folder and the files looked for', async () => {
+refTest('a folder without UNet weights is refused, naming the folder and the files looked for', async () => {
   const src = folders.get('tiny-sd1') ?? await writeDiffusersFolder(TINY[0]);
   const dir = join(tmp, 'no-unet');
   await cp(src, dir, { recursive: true });

@@ -1,17 +1,17 @@
 // `NAME.yaml` beside a checkpoint (A1111's convention, ComfyUI's CheckpointLoader config) supplies
 // what the weights cannot say: the UNet's heads or head width and the prediction type.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadCheckpoint } from '../../src/models/checkpoint.js';
 import { readLdmConfig } from '../../src/models/ldm-config.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { REF } from '../ref.js';
+import { REF, refTests } from '../ref.js';
 
 const SD1 = join(REF, 'ckpt', 'tiny-sd1.safetensors');
-const skip = existsSync(SD1) ? false : `reference data not found at ${REF}`;
+const refTest = refTests('LDM config beside a checkpoint on tiny-sd1');
 
 const CONFIG = (heads: string, extra = '') => `model:
   target: ldm.models.diffusion.ddpm.LatentDiffusion
@@ -22,7 +22,7 @@ ${extra}    unet_config:
 ${heads}
 `;
 
-test('an LDM config beside the checkpoint sets the UNet heads exactly as --unet-heads does', { skip }, async () => {
+refTest('an LDM config beside the checkpoint sets the UNet heads exactly as --unet-heads does', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lk-yaml-'));
   symlinkSync(SD1, join(dir, 'custom.safetensors'));
   writeFileSync(join(dir, 'custom.yaml'), CONFIG('        num_heads: 2'));

@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,8 +5,10 @@ import { join } from 'node:path';
 import { openSafetensors, writeSafetensors } from '../../src/formats/safetensors.js';
 import { loadCheckpoint } from '../../src/models/checkpoint.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { REF } from '../ref.js';
+import { REF, refTests } from '../ref.js';
 import { TINY_OPTIONS } from '../pipelines/models.js';
+
+const test = refTests('load errors on the tiny checkpoints');
 
 const dir = await mkdtemp(join(tmpdir(), 'lk-load-'));
 

@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/graph/builder.js';
 import { stateDictWeights } from '../../src/graph/weights.js';
@@ -6,7 +5,9 @@ import { openSafetensors } from '../../src/formats/safetensors.js';
 import { detectUNet } from '../../src/models/unet.js';
 import { buildUNet } from '../../src/models/unet.js';
 import { createSession } from '../../src/runtime/session.js';
-import { REF, maxRelError } from '../ref.js';
+import { maxRelError, REF, refTests } from '../ref.js';
+
+const test = refTests('UNet parity on the tiny checkpoints');
 
 for (const [name, heads] of [['tiny-sd1', { count: 2 }], ['tiny-sd2', { width: 16 }]] as const) {
   test(`${name} UNet matches the LDM reference (1e-4 relative)`, async () => {

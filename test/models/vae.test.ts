@@ -1,11 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../src/graph/builder.js';
 import { stateDictWeights } from '../../src/graph/weights.js';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { buildVaeDecoder, buildVaeEncoder } from '../../src/models/vae.js';
 import { createSession } from '../../src/runtime/session.js';
-import { REF, maxRelError } from '../ref.js';
+import { maxRelError, REF, refTests } from '../ref.js';
+
+const test = refTests('VAE parity on the tiny checkpoints');
 
 for (const name of ['tiny-sd1', 'tiny-sd2']) {
   test(`${name} VAE decode and encode match the LDM reference (1e-4 relative)`, async () => {

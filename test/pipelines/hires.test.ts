@@ -5,6 +5,9 @@ import { interpolate } from '../../src/pipelines/masks.js';
 import { parseParameters } from '../../src/pipelines/parameters.js';
 import { txt2img } from '../../src/pipelines/txt2img.js';
 import { loadTiny, testTokenizer } from './models.js';
+import { refTests, REF, CLIP_DIR } from '../ref.js';
+
+const refTest = refTests('hires fix on tiny-sd1', [REF, CLIP_DIR]);
 
 const close = (a: ArrayLike<number>, b: number[], tol = 1e-6) => {
   assert.equal(a.length, b.length);
@@ -27,7 +30,7 @@ test('latent upscale modes follow torch.nn.functional.interpolate (align_corners
   close(interpolate([0, 1, 2, 3, 4, 5], 1, 1, 6, 1, 3, 'nearest-exact'), [1, 3, 5]);
 });
 
-test('hires fix: base pass, latent or pixel upscale, second pass at the target size with A1111 metadata', async () => {
+refTest('hires fix: base pass, latent or pixel upscale, second pass at the target size with A1111 metadata', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   assert.deepEqual(hiresSize(512, 512, 1.5), { width: 768, height: 768 });

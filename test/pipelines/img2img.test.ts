@@ -9,9 +9,11 @@ import { parseParameters } from '../../src/pipelines/parameters.js';
 import { sigmasFor } from '../../src/sampling/schedules.js';
 import { torchRandn } from '../../src/sampling/rng-torch-cpu.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { maxRelError } from '../ref.js';
+import { CLIP_DIR, maxRelError, REF, refTests } from '../ref.js';
 import { testPicture } from './img2img-fixtures.js';
 import { loadTiny, testTokenizer } from './models.js';
+
+const refTest = refTests('img2img on tiny-sd1', [REF, CLIP_DIR]);
 
 function resolved(profile: ProfileName, sampler: string, scheduler = 'automatic') {
   const c = checkTxt2ImgOptions({ profile, sampler, scheduler });
@@ -58,7 +60,7 @@ test('ComfyUI rule (KSampler.set_steps): always `steps` steps, the tail of a ⌊
   assert.throws(() => img2imgSigmas('comfy', 'euler', 'normal', 20, 1.5), /strength must be from 0 to 1, got 1.5/);
 });
 
-test('the sampler runs as many model evaluations as each rule says', async () => {
+refTest('the sampler runs as many model evaluations as each rule says', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   const image = testPicture(32, 32);
@@ -73,7 +75,7 @@ test('the sampler runs as many model evaluations as each rule says', async () =>
   await model.close();
 });
 
-test('strength 0 returns the input\'s VAE round trip (both profiles)', async () => {
+refTest('strength 0 returns the input\'s VAE round trip (both profiles)', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   const image = testPicture(64, 48);
@@ -92,7 +94,7 @@ test('strength 0 returns the input\'s VAE round trip (both profiles)', async () 
   await model.close();
 });
 
-test('strength 1 is txt2img over the same σ list from the same noise (plus the init latent both tools add)', async () => {
+refTest('strength 1 is txt2img over the same σ list from the same noise (plus the init latent both tools add)', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   const image = testPicture(64, 64);
@@ -116,7 +118,7 @@ test('strength 1 is txt2img over the same σ list from the same noise (plus the 
   await model.close();
 });
 
-test('img2img metadata and bad input', async () => {
+refTest('img2img metadata and bad input', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   const r = await img2img(model, { image: testPicture(40, 24), prompt: 'p', steps: 2, strength: 0.6, seed: 9, tokenizer, resizeMode: 'crop', width: 32, height: 32 });

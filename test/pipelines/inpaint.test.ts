@@ -7,6 +7,9 @@ import { blurReach } from '../../src/pipelines/masks.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { loadTinyInpaint, makeTinyInpaintCheckpoint, rectMask, testPicture, worstDiff } from './img2img-fixtures.js';
 import { loadTiny, testTokenizer } from './models.js';
+import { refTests, REF, CLIP_DIR } from '../ref.js';
+
+const refTest = refTests('inpainting on tiny-sd1', [REF, CLIP_DIR]);
 
 const W = 64;
 const H = 64;
@@ -25,7 +28,7 @@ function farFrom(m: { width: number; height: number; data: Uint8Array }, d: numb
   };
 }
 
-test('pixels outside the unblurred mask are unchanged after paste-back (every area / content / profile)', async () => {
+refTest('pixels outside the unblurred mask are unchanged after paste-back (every area / content / profile)', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   const cases = [
@@ -47,7 +50,7 @@ test('pixels outside the unblurred mask are unchanged after paste-back (every ar
   await model.close();
 });
 
-test('with mask blur, pixels beyond the blur\'s reach are unchanged and the metadata says how', async () => {
+refTest('with mask blur, pixels beyond the blur\'s reach are unchanged and the metadata says how', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   for (const inpaintArea of ['whole', 'masked'] as const) {
@@ -72,7 +75,7 @@ test('with mask blur, pixels beyond the blur\'s reach are unchanged and the meta
   await model.close();
 });
 
-test('latent blending keeps the init latent outside the latent mask; latent noise / nothing replace it inside', async () => {
+refTest('latent blending keeps the init latent outside the latent mask; latent noise / nothing replace it inside', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   const plane = 8 * 8;
@@ -109,7 +112,7 @@ test('the 9-channel UNet gets [x, mask, masked-image latent] in that order', asy
   }
 });
 
-test('an inpainting checkpoint (9 input channels, made here from tiny-sd1) is detected and inpaints', async () => {
+refTest('an inpainting checkpoint (9 input channels, made here from tiny-sd1) is detected and inpaints', async () => {
   const path = await makeTinyInpaintCheckpoint();
   const model = await loadTinyInpaint(path);
   const tokenizer = await testTokenizer();
@@ -130,7 +133,7 @@ test('an inpainting checkpoint (9 input channels, made here from tiny-sd1) is de
   await model.close();
 });
 
-test('bad inpainting input ends in one clear error', async () => {
+refTest('bad inpainting input ends in one clear error', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   await assert.rejects(inpaint(model, { image, mask: rectMask(32, 32, 0, 0, 8, 8), prompt: 'x', tokenizer }), /mask: the mask is 32x32 but the image is 64x64/);

@@ -1,10 +1,9 @@
-import { fileURLToPath } from 'node:url';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { loadCheckpoint } from '../../src/models/checkpoint.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import type { StableDiffusionModel } from '../../src/models/sd-model.js';
 import { ClipTokenizer } from '../../src/text/clip-tokenizer.js';
-import { REF } from '../ref.js';
+import { CLIP_DIR, REF } from '../ref.js';
 
 /** The tiny reference checkpoints with the head counts their configs state (weights cannot tell). */
 export const TINY_OPTIONS = {
@@ -20,7 +19,7 @@ export function loadTiny(name: TinyName): Promise<StableDiffusionModel> {
 
 let tokenizer: Promise<ClipTokenizer> | undefined;
 export function testTokenizer(): Promise<ClipTokenizer> {
-  tokenizer ??= ClipTokenizer.load(fileURLToPath(new URL('../../../shared/clip/', import.meta.url)));
+  tokenizer ??= ClipTokenizer.load(CLIP_DIR);
   return tokenizer;
 }
 

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { outpaint, padForOutpaint } from '../../src/pipelines/outpaint.js';
 import { testPicture } from './img2img-fixtures.js';
 import { loadTiny, testTokenizer } from './models.js';
+import { refTests, REF, CLIP_DIR } from '../ref.js';
+
+const refTest = refTests('outpainting on tiny-sd1', [REF, CLIP_DIR]);
 
 test('padForOutpaint is ComfyUI ImagePadForOutpaint: grey border, mask 1 there, quadratic feather inside', () => {
   const img = testPicture(16, 16);
@@ -17,7 +20,7 @@ test('padForOutpaint is ComfyUI ImagePadForOutpaint: grey border, mask 1 there, 
   assert.equal(padForOutpaint(img, 4, 0, 0, 0, 8).mask.data[8 * 20 + 4], 0);
 });
 
-test('outpaint extends the image and keeps the original away from the feathered edge', async () => {
+refTest('outpaint extends the image and keeps the original away from the feathered edge', async () => {
   const model = await loadTiny('tiny-sd1');
   const tokenizer = await testTokenizer();
   const img = testPicture(40, 32);

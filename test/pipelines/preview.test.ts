@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryWeights } from '../../src/graph/weights.js';
 import { TinyAutoencoder } from '../../src/models/taesd.js';
@@ -8,6 +7,9 @@ import { txt2img } from '../../src/pipelines/txt2img.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import * as R from '../graph/reference.js';
 import { loadTiny, testTokenizer } from './models.js';
+import { refTests, REF, CLIP_DIR } from '../ref.js';
+
+const test = refTests('previews on tiny-sd1', [REF, CLIP_DIR]);
 
 /** A TAESD decoder with the real key layout (taesd_decoder.pth) and random weights, width 8. */
 function tinyTaesd(): TinyAutoencoder {

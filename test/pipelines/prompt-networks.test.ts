@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,6 +5,9 @@ import { join } from 'node:path';
 import { parseParameters } from '../../src/pipelines/parameters.js';
 import { txt2img } from '../../src/pipelines/txt2img.js';
 import { loadTiny, testTokenizer, writeTinyLora as writeLora } from './models.js';
+import { refTests, REF, CLIP_DIR } from '../ref.js';
+
+const test = refTests('prompt <lora:> tags on tiny-sd1', [REF, CLIP_DIR]);
 
 test('<lora:name:w> in the prompt applies the file found in the LoRA folders, as the loras option does', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'lk-loras-'));

@@ -1,8 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { txt2img } from '../../src/pipelines/txt2img.js';
 import { SAMPLER_NAMES } from '../../src/sampling/registry.js';
 import { loadTiny, testTokenizer } from './models.js';
+import { refTests, REF, CLIP_DIR } from '../ref.js';
+
+const test = refTests('every sampler on tiny-sd1', [REF, CLIP_DIR]);
 
 // Every sampler, 20 steps at 64×64 on tiny-sd1: finite output, and the same seed gives the same latent.
 test('every sampler runs 20 steps on tiny-sd1 without NaN and reproduces itself', async () => {

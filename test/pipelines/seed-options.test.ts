@@ -1,8 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseParameters } from '../../src/pipelines/parameters.js';
 import { txt2img } from '../../src/pipelines/txt2img.js';
 import { loadTiny, testTokenizer } from './models.js';
+import { refTests, REF, CLIP_DIR } from '../ref.js';
+
+const test = refTests('A1111 seed options on tiny-sd1', [REF, CLIP_DIR]);
 
 test('A1111 seed options: resize-from, variation seed and ENSD change the image as documented and are recorded', async () => {
   const model = await loadTiny('tiny-sd1');

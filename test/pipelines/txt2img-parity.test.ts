@@ -1,9 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSafetensors } from '../../src/formats/safetensors.js';
 import { txt2img } from '../../src/pipelines/txt2img.js';
-import { REF, maxRelError } from '../ref.js';
+import { CLIP_DIR, maxRelError, REF, refTests } from '../ref.js';
 import { loadTiny, testTokenizer, type TinyName } from './models.js';
+
+const test = refTests('txt2img parity on the tiny checkpoints', [REF, CLIP_DIR]);
 
 /** Fraction of 8-bit values within ±2 levels, and the largest difference. */
 function pixelAgreement(got: Uint8Array, want: Uint8Array): { within2: number; worst: number } {

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { MemoryWeights } from '../../src/graph/weights.js';
 import { rgbToTensor, sdUpscale, tensorToRgb, upscaleImage, UpscalerModel, type RgbImage } from '../../src/pipelines/upscale.js';
 import { srvggWeights, toTensors } from '../models/esrgan-fixtures.js';
+import { refTests, REF, CLIP_DIR } from '../ref.js';
+
+const refTest = refTests('SD upscale on tiny-sd1', [REF, CLIP_DIR]);
 
 function image(w: number, h: number): RgbImage {
   const rgb = new Uint8Array(w * h * 3);
@@ -45,7 +48,7 @@ test('model upscalers: passes until the target is reached (at most 3), then Lanc
   }
 });
 
-test('SD upscale: upscale, img2img every tile of an overlapping grid at one seed, blend; A1111 metadata', async () => {
+refTest('SD upscale: upscale, img2img every tile of an overlapping grid at one seed, blend; A1111 metadata', async () => {
   const { loadTiny, testTokenizer } = await import('./models.js');
   const model = await loadTiny('tiny-sd1');
   try {

@@ -6,6 +6,9 @@ import { decodeTiled, encodeTiled, resolveVaeTiling } from '../../src/pipelines/
 import { Tensor } from '../../src/tensor/tensor.js';
 import { testImage } from '../models/esrgan-fixtures.js';
 import { loadTiny } from './models.js';
+import { refTests } from '../ref.js';
+
+const refTest = refTests('tiled VAE on tiny-sd1');
 
 function worst(a: Tensor, b: Tensor): { maxAbs: number; meanAbs: number; range: number; rms: number } {
   const x = a.toFloat32Array();
@@ -46,7 +49,7 @@ test('tile origins cover the axis, keep at least the requested overlap and stay 
 // statistics. The random-weight tiny VAE is far more sensitive to that than a trained one; the bounds
 // below are what this method achieves there, and a misplaced or mis-blended tile (errors of the
 // order of the signal itself) fails them.
-test('tiny-sd1: tiled VAE decode and encode equal the whole-image pass within the stated tolerance', async () => {
+refTest('tiny-sd1: tiled VAE decode and encode equal the whole-image pass within the stated tolerance', async () => {
   const model = await loadTiny('tiny-sd1');
   try {
     // A realistic latent: the encoding of a smooth 384×320 image.

@@ -1,16 +1,17 @@
 // The three npm ComfyUI clients, unchanged, against the server on the real engine: each queues a graph
 // over its websocket, receives progress and fetches the image (contract section 10).
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { ComfyUIClient } from 'comfy-ui-client';
 import { CallWrapper, ComfyApi, PromptBuilder, type NodeData } from '@saintno/comfyui-sdk';
 import { Client } from '@stable-canvas/comfyui-client';
-import { SKIP_NO_REF, startRealServer, txt2img } from './real-engine.js';
+import { refTest, startRealServer, txt2img } from './real-engine.js';
+
+const test = refTest('the npm ComfyUI clients');
 
 const PNG = [0x89, 0x50, 0x4e, 0x47];
 
-test('comfy-ui-client 0.1.2: queue, executing null, history, view', { skip: SKIP_NO_REF }, async () => {
+test('comfy-ui-client 0.1.2: queue, executing null, history, view', async () => {
   const s = await startRealServer();
   const client = new ComfyUIClient(new URL(s.url).host, 'cuc');
   try {
@@ -32,7 +33,7 @@ test('comfy-ui-client 0.1.2: queue, executing null, history, view', { skip: SKIP
   }
 });
 
-test('@saintno/comfyui-sdk 0.3.1: init, CallWrapper with progress, getImage', { skip: SKIP_NO_REF }, async () => {
+test('@saintno/comfyui-sdk 0.3.1: init, CallWrapper with progress, getImage', async () => {
   const s = await startRealServer();
   const api = new ComfyApi(s.url, 'saintno');
   try {
@@ -61,7 +62,7 @@ test('@saintno/comfyui-sdk 0.3.1: init, CallWrapper with progress, getImage', { 
   }
 });
 
-test('@stable-canvas/comfyui-client 1.5.9: enqueue over ws with progress, image bytes', { skip: SKIP_NO_REF }, async () => {
+test('@stable-canvas/comfyui-client 1.5.9: enqueue over ws with progress, image bytes', async () => {
   const s = await startRealServer();
   const client = new Client({ api_host: new URL(s.url).host, WebSocket, fetch, clientId: 'sc' });
   try {

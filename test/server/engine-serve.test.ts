@@ -1,15 +1,17 @@
 // The server on the real engine and the tiny SD1 checkpoint: message order over the websocket with
 // previews, the saved PNG and its chunks, an unchanged re-queue answered from cache, real validation
 // answers (cycle, missing link, wrong type) as 400 JSON.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readPngText } from '../../src/formats/png-text.js';
+import { REF } from '../ref.js';
 import { getJson, postJson, waitFor, WsClient } from './helpers.js';
-import { SKIP_NO_REF, startRealServer, txt2img } from './real-engine.js';
+import { refTest, startRealServer, txt2img } from './real-engine.js';
 
-test('one prompt on the real engine: order of messages, previews, file, chunks; re-queue from cache', { skip: SKIP_NO_REF }, async () => {
+const test = refTest('server on the real engine');
+
+test('one prompt on the real engine: order of messages, previews, file, chunks; re-queue from cache', async () => {
   const s = await startRealServer({ previewMethod: 'latent2rgb' });
   try {
     const info = (await getJson(`${s.url}/object_info/CheckpointLoaderSimple`)).body;
@@ -58,10 +60,10 @@ test('one prompt on the real engine: order of messages, previews, file, chunks; 
   }
 });
 
-test('real validation answers through the server: cycle, missing link, unknown class, out of range', { skip: SKIP_NO_REF }, async () => {
+test('real validation answers through the server: cycle, missing link, unknown class, out of range', async () => {
   const s = await startRealServer();
   try {
-    const dir = join(process.env.LATENTKIT_REF_DIR ? join(process.env.LATENTKIT_REF_DIR, '..') : new URL('../../../shared', import.meta.url).pathname, 'api', 'comfy', 'workflows', 'invalid');
+    const dir = join(REF, '..', 'api', 'comfy', 'workflows', 'invalid');
     for (const [file, type] of [['cycle.json', 'prompt_outputs_failed_validation'], ['link_to_missing_node.json', 'prompt_outputs_failed_validation'], ['unknown_class.json', 'invalid_prompt'], ['out_of_range.json', 'prompt_outputs_failed_validation'], ['wrong_link_type.json', 'prompt_outputs_failed_validation']]) {
       const prompt = JSON.parse(await readFile(join(dir, file), 'utf8'));
       const r = await postJson(`${s.url}/prompt`, { prompt });

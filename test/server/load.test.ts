@@ -1,12 +1,13 @@
 // Load: 10 websocket clients each queue 20 prompts at once on the tiny checkpoint. All 200 finish,
 // every client sees only its own prompts' messages, and the process RSS after the run (after a GC) is
 // within 10% of the RSS after a warm-up run.
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { getJson, postJson, WsClient } from './helpers.js';
-import { SKIP_NO_REF, startRealServer, txt2img } from './real-engine.js';
+import { refTest, startRealServer, txt2img } from './real-engine.js';
+
+const test = refTest('server load test');
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -31,7 +32,7 @@ async function burst(url: string, round: string, clients: number, perClient: num
   return { ws, ids };
 }
 
-test('10 ws clients × 20 prompts at once: all finish, private routing holds, RSS steady', { skip: SKIP_NO_REF }, async () => {
+test('10 ws clients × 20 prompts at once: all finish, private routing holds, RSS steady', async () => {
   const s = await startRealServer();
   try {
     const warm = await burst(s.url, 'warm', 2, 5);

@@ -1,16 +1,16 @@
 // The server on the real workflow engine and the tiny SD1 checkpoint of the reference folder
-// (LATENTKIT_REF_DIR, default <checkout>/../shared/ref); tests skip with one line when it is absent.
-import { existsSync } from 'node:fs';
+// (LATENTKIT_REF_DIR, default <checkout>/../shared/ref); suites skip with one line when it is absent.
 import { mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowEngine } from '../../src/workflow/engine.js';
-import { REF } from '../ref.js';
+import { missingRef, REF, refTests } from '../ref.js';
 import { startServer, tempRoot, type TestServer } from './helpers.js';
 
-export const REF_DIR = process.env.LATENTKIT_REF_DIR ?? REF;
-export const TINY_SD1 = join(REF_DIR, 'ckpt', 'tiny-sd1-std.safetensors');
-/** A `skip` reason for node:test when the tiny checkpoint is not there. */
-export const SKIP_NO_REF = existsSync(TINY_SD1) ? false : `no tiny checkpoint at ${TINY_SD1} (set LATENTKIT_REF_DIR)`;
+export const TINY_SD1 = join(REF, 'ckpt', 'tiny-sd1-std.safetensors');
+/** Why the tiny checkpoint is not usable here, or undefined. */
+export const NO_REF = missingRef([TINY_SD1]);
+/** node:test's `test` for a suite that needs the tiny checkpoint (skipped as one line without it). */
+export const refTest = (suite: string) => refTests(suite, [TINY_SD1]);
 
 export const CKPT_NAME = 'tiny-sd1.safetensors';
 

@@ -1,17 +1,18 @@
 // `/object_info` as ComfyUI 0.3.6x prints it for every node latentkit has: the same keys, inputs,
 // defaults, ranges, combos, outputs and categories (file lists are this install's, not that user's).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
 import { WorkflowEngine } from '../../src/workflow/engine.js';
-import { REF } from '../ref.js';
+import { REF, refTests } from '../ref.js';
 import { TestHost } from './host.js';
 
 const FILE = join(REF, '..', 'api', 'comfy', 'object_info_core.json');
 const FILE_INPUTS = new Set(['ckpt_name', 'config_name', 'vae_name', 'lora_name', 'hypernetwork_name', 'model_name', 'image']);
 
-test('object_info matches ComfyUI for every implemented node', { skip: existsSync(FILE) ? false : `reference data not found at ${FILE}` }, () => {
+const test = refTests('object_info', [FILE]);
+
+test('object_info matches ComfyUI for every implemented node', () => {
   const want = JSON.parse(readFileSync(FILE, 'utf8')) as Record<string, Record<string, unknown>>;
   const host = new TestHost();
   host.link('checkpoints', 'a.safetensors', FILE);

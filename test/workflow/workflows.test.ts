@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
 import { openStateDict } from '../../src/formats/open.js';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -13,7 +12,7 @@ import { writeHypernetwork } from '../adapters/hypernetwork-fixtures.js';
 import { rrdbWeights, saveSafetensors } from '../models/esrgan-fixtures.js';
 import { testPicture, writePng } from '../pipelines/img2img-fixtures.js';
 import { writeTinyLora } from '../pipelines/models.js';
-import { REF } from '../ref.js';
+import { REF, refTests } from '../ref.js';
 import { writePt } from '../text/ti-fixtures.js';
 import { TestHost } from './host.js';
 
@@ -97,7 +96,9 @@ function sameNodeErrors(got: Record<string, NodeErrors>, want: Record<string, No
   }
 }
 
-describe('ComfyUI workflows', { skip: existsSync(DIR) ? false : `reference data not found at ${DIR}` }, () => {
+const test = refTests('ComfyUI workflows', [REF, DIR]);
+
+{
   for (const e of manifest.files) {
     const blocked = (e.needs ?? []).filter((n) => NOT_YET.includes(n));
     test(`${e.file}: ${e.expected.summary.split('\n')[0]}`, async () => {
@@ -139,4 +140,4 @@ describe('ComfyUI workflows', { skip: existsSync(DIR) ? false : `reference data 
       console.log(`# ${e.file}: ran ${v.outputs.length} output(s), ${host.saved.length} image(s)`);
     });
   }
-});
+}

@@ -8,12 +8,13 @@ import type { ConditioningValue, LatentValue, ModelValue } from '../values.js';
 import { defineNode, SAMPLER_NAMES, SCHEDULER_NAMES, SEED_MAX } from './define.js';
 
 /** Seeds above 2^53 arrive rounded; torch takes the seed modulo 2^64, so 2^64 itself means 0. */
-const seedOf = (v: unknown): number => {
+export const seedOf = (v: unknown): number => {
   const n = v as number;
   return n >= 2 ** 64 ? n - 2 ** 64 : n;
 };
 
-function progress(ctx: NodeContext): (p: Progress) => Promise<void> {
+/** Step progress, latent previews and interrupt checks for any sampling node. */
+export function samplingProgress(ctx: NodeContext): (p: Progress) => Promise<void> {
   const preview = ctx.previews !== 'none' && ctx.preview ? latentRgbPreviewer() : undefined;
   return async (p) => {
     ctx.checkInterrupted();
@@ -37,7 +38,7 @@ async function ksample(a: SampleArgs, ctx: NodeContext): Promise<LatentValue> {
   });
   const samples = await comfySample({
     model: a.model.sd, positive: a.positive, negative: a.negative, latent: a.latent, seed: a.seed, cfg: a.cfg,
-    sampler: a.sampler, sigmas, disableNoise: a.disableNoise, onProgress: progress(ctx),
+    sampler: a.sampler, sigmas, disableNoise: a.disableNoise, onProgress: samplingProgress(ctx),
   });
   // The noise mask stays with the latent, as in ComfyUI (a second sampler keeps inpainting).
   return { ...a.latent, samples };
