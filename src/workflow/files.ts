@@ -217,8 +217,8 @@ export function imageToRgb8(images: ImageBatch, index: number): Uint8Array {
   const off = index * px * channels;
   for (let i = 0; i < px; i++) {
     for (let c = 0; c < 3; c++) {
-      const v = images.data[off + i * channels + Math.min(c, channels - 1)] * 255;
-      // numpy's astype(uint8) after clip truncates; ComfyUI does np.clip(255. * i, 0, 255).astype(np.uint8)
+      // float32 product as numpy makes it; astype(uint8) after clip truncates (np.clip(255. * i, 0, 255).astype(np.uint8)).
+      const v = Math.fround(images.data[off + i * channels + Math.min(c, channels - 1)] * 255);
       out[i * 3 + c] = v <= 0 || Number.isNaN(v) ? 0 : v >= 255 ? 255 : Math.trunc(v);
     }
   }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { loadCheckpoint } from '../../src/models/checkpoint.js';
 import { txt2img } from '../../src/pipelines/txt2img.js';
 import { WorkflowEngine, type ApiPrompt } from '../../src/workflow/engine.js';
-import { imageToRgb8 } from '../../src/workflow/nodes/define.js';
+import { imageToRgb8 } from '../../src/workflow/files.js';
 import type { ImageBatch } from '../../src/workflow/types.js';
 import { REF, refTests } from '../ref.js';
 import { TestHost } from './host.js';

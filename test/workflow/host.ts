@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import sharp from 'sharp';
 import { withPngText } from '../../src/formats/png-text.js';
-import { imageToRgb8 } from '../../src/workflow/nodes/define.js';
+import { imageToRgb8 } from '../../src/workflow/files.js';
 import type { EngineHost, FolderName, ImageBatch, SavedFile, SaveImagesRequest } from '../../src/workflow/types.js';
 
 function walk(dir: string, root: string, out: string[]): string[] {

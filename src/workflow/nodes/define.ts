@@ -51,17 +51,6 @@ export function vaeOutputToImage(t: Tensor): ImageBatch {
   return imageBatch(B, H, W, 3, out);
 }
 
-/** IMAGE → 8-bit RGB per image, as ComfyUI saves (clip(255·v) truncated). */
-export function imageToRgb8(img: ImageBatch, index: number): Uint8Array {
-  const { height: H, width: W, channels: C } = img;
-  const out = new Uint8Array(H * W * 3);
-  const o = index * H * W * C;
-  for (let i = 0; i < H * W; i++) {
-    for (let c = 0; c < 3; c++) out[i * 3 + c] = Math.min(255, Math.max(0, Math.floor(Math.fround(img.data[o + i * C + c] * 255))));
-  }
-  return out;
-}
-
 /** The first `batch` masks repeated to `batch` (ComfyUI's resize_to_batch_size for masks of batch 1). */
 export function maskPlane(mask: MaskBatch, b: number): Float32Array {
   const per = mask.height * mask.width;
