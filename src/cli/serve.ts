@@ -17,6 +17,7 @@ export interface ServeFlags {
   previewMethod: 'none' | 'latent2rgb' | 'taesd';
   listen?: string | boolean;
   authToken?: string;
+  apiAuth?: string;
   cacheBytes?: number;
   maxUploadSize: number;
   /** The latentkit version `/system_stats` reports. */
@@ -47,7 +48,9 @@ export async function startServe(flags: ServeFlags, makeEngine: EngineFactory = 
   const engine = await makeEngine(host, flags);
   const server = await createComfyServer({
     engine, host, dataDir: data, authToken: flags.authToken, maxUploadBytes: Math.round(flags.maxUploadSize * 1024 * 1024),
-    version: flags.version,
+    version: flags.version, apiAuth: flags.apiAuth,
+    // /sdapi/v1/cmd-flags: the settings, secrets left out
+    cmdFlags: { ...flags, authToken: flags.authToken ? '***' : undefined, apiAuth: flags.apiAuth ? '***' : undefined, api: true },
   });
   const bind = flags.listen === undefined || flags.listen === false ? flags.host : flags.listen === true ? '0.0.0.0' : flags.listen;
   const url = await server.listen(bind, flags.port);
@@ -71,6 +74,11 @@ async function serve(flags: ServeFlags): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** The --api-auth syntax, checked here without loading the server modules. */
+function parseApiAuthFlag(v: string): void {
+  for (const pair of v.split(',')) if (pair.indexOf(':') <= 0) throw new Error(`--api-auth wants user:pass[,user2:pass2], got '${pair}'`);
+}
+
 function sizeOption(name: string) {
   return (v: string): number => {
     const n = Number(v);
@@ -81,7 +89,7 @@ function sizeOption(name: string) {
 
 export function registerServe(program: Command): void {
   program.command('serve')
-    .description('run the ComfyUI-compatible HTTP + websocket server (queue and history survive restarts)')
+    .description('run the ComfyUI-, A1111- (/sdapi/v1) and OpenAI-compatible (/v1/images) HTTP + websocket server (queue and history survive restarts)')
     .option('--host <addr>', 'address to bind', '127.0.0.1')
     .option('--port <n>', 'port', intOption('--port', 0, 65535), 8188)
     .option('--listen [addr]', 'listen on every interface (0.0.0.0) or on ADDR instead of --host')
@@ -91,6 +99,14 @@ export function registerServe(program: Command): void {
     .option('--output <dir>', 'saved images (default DATA/output)')
     .addOption(new Option('--preview-method <m>', 'sampler previews over the websocket').choices(['none', 'latent2rgb', 'taesd']).default('none'))
     .option('--auth-token <t>', 'require Authorization: Bearer T (or ?token=T) on every route and the websocket')
+    .option('--api-auth <user:pass[,…]>', 'HTTP Basic credentials for the A1111 /sdapi/v1 routes, as A1111\'s --api-auth', (v: string) => {
+      try {
+        parseApiAuthFlag(v);
+      } catch (err) {
+        throw new InvalidArgumentError((err as Error).message);
+      }
+      return v;
+    })
     .option('--cache-bytes <n>', 'byte budget for models kept loaded between prompts', intOption('--cache-bytes', 0))
     .option('--max-upload-size <mb>', 'largest upload in MB', sizeOption('--max-upload-size'), 100)
     // the version comes from the program (main.ts) rather than an import of it, which would be a cycle

@@ -6,6 +6,12 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import multipart from '@fastify/multipart';
 import { removeStaleTempFiles } from '../workflow/files.js';
+import { ResourceCache } from '../workflow/resource-cache.js';
+import { a1111Handler, type A1111Payload } from './a1111-jobs.js';
+import { A1111Catalog } from './a1111-models.js';
+import { ProgressState } from './a1111-progress.js';
+import { a1111Routes, parseApiAuth } from './a1111-routes.js';
+import { openaiRoutes } from './openai-routes.js';
 import { comfyFiles } from './comfy-files.js';
 import { comfyRoutes } from './comfy-routes.js';
 import { WsHub } from './comfy-ws.js';
@@ -26,6 +32,10 @@ export interface ServerOptions {
   readonly authToken?: string;
   readonly maxUploadBytes?: number;
   readonly version?: string;
+  /** `--api-auth user:pass[,user2:pass2]`: HTTP Basic on the `/sdapi/v1` routes, as A1111. */
+  readonly apiAuth?: string;
+  /** What `/sdapi/v1/cmd-flags` reports. */
+  readonly cmdFlags?: Record<string, unknown>;
 }
 
 export interface ComfyServer {
@@ -64,6 +74,14 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
   const runner: QueueRunner = new QueueRunner(store, opts.engine, hub);
   const ctx: ServerContext = { engine: opts.engine, host: opts.host, store, runner, hub, maxUploadBytes, version: opts.version ?? '0.0.0', stagingDir };
 
+  const catalog = new A1111Catalog(opts.host, opts.dataDir);
+  await catalog.load();
+  const progress = new ProgressState();
+  const handle = a1111Handler({ host: opts.host, catalog, progress, resources: opts.engine.resources ?? new ResourceCache() });
+  runner.setHandler('a1111', (item, control) => handle(item.payload as A1111Payload, control));
+  runner.setHandler('openai', (item, control) => handle(item.payload as A1111Payload, control));
+  const apiAuth = opts.apiAuth ? parseApiAuth(opts.apiAuth) : undefined;
+
   const app = Fastify({ logger: false, bodyLimit: maxUploadBytes, routerOptions: { maxParamLength: 1000 } });
   // JSON is parsed by the routes (ComfyUI reads JSON whatever the Content-Type; each route has its own
   // error shape for a malformed body), so every non-multipart body arrives as text
@@ -72,7 +90,9 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
   await app.register(multipart, { limits: { fileSize: maxUploadBytes } });
 
   app.addHook('onRequest', async (req, reply) => {
-    if (opts.authToken !== undefined && !tokenAccepted(opts.authToken, req.headers, req.url)) {
+    // the OpenAI routes check the token as an API key (their own error shape); A1111's take Basic auth when --api-auth is on
+    const ownAuth = req.url.startsWith('/v1/') || (apiAuth !== undefined && req.url.startsWith('/sdapi/'));
+    if (opts.authToken !== undefined && !ownAuth && !tokenAccepted(opts.authToken, req.headers, req.url)) {
       return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: 'missing or wrong token (Authorization: Bearer T or ?token=T)' });
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -86,9 +106,15 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
     return undefined;
   });
 
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` }));
-  app.setErrorHandler((err: { statusCode?: number; message?: string }, _req, reply) => {
+  app.setNotFoundHandler((req, reply) => {
+    if (req.url.startsWith('/sdapi/')) return reply.code(404).send({ detail: 'Not Found' });
+    if (req.url.startsWith('/v1/')) return reply.code(404).send({ error: { message: `Invalid URL (${req.method} ${req.url.split('?')[0]})`, type: 'invalid_request_error', param: null, code: null } });
+    return reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+  app.setErrorHandler((err: { statusCode?: number; message?: string; name?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (req.url.startsWith('/sdapi/')) return reply.code(status).send({ error: err.name ?? 'Error', detail: '', body: '', errors: err.message ?? '' });
+    if (req.url.startsWith('/v1/')) return reply.code(status).send({ error: { message: err.message ?? '', type: status >= 500 ? 'server_error' : 'invalid_request_error', param: null, code: null } });
     void reply.code(status).send({ error: status === 500 ? `internal error: ${err.message}` : err.message });
   });
 
@@ -96,6 +122,9 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
     await app.register(comfyRoutes(ctx), { prefix });
     await app.register(comfyFiles(ctx), { prefix });
   }
+
+  await app.register(a1111Routes(ctx, { catalog, progress, apiAuth, authToken: opts.authToken, cmdFlags: opts.cmdFlags ?? {} }), { prefix: '/sdapi/v1' });
+  await app.register(openaiRoutes(ctx, catalog, opts.authToken), { prefix: '/v1' });
 
   hub.attach(app.server);
 

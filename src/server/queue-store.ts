@@ -7,8 +7,15 @@ import Database from 'better-sqlite3';
 /** ComfyUI keeps this many history entries; older ones are dropped. */
 export const MAX_HISTORY = 10_000;
 
+/**
+ * What a queue item runs: a ComfyUI prompt on the workflow engine, or an A1111 / OpenAI request on the
+ * A1111-style pipelines (its request in `payload`).
+ */
+export type JobKind = 'comfy' | 'a1111' | 'openai';
+
 export interface QueueItem {
   readonly promptId: string;
+  readonly kind: JobKind;
   /** ComfyUI's queue key: the counter, its negative (`front`), or the client's `number`. */
   readonly number: number;
   /** Tie-breaker: order of acceptance. */
@@ -16,6 +23,8 @@ export interface QueueItem {
   readonly prompt: Record<string, unknown>;
   readonly extraData: Record<string, unknown>;
   readonly outputs: string[];
+  /** The request of a non-ComfyUI job (absent for ComfyUI prompts). */
+  readonly payload?: unknown;
 }
 
 /** The 5-array ComfyUI shows in `/queue` and history: `[number, prompt_id, prompt, extra_data, outputs]`. */
@@ -25,7 +34,7 @@ export function toTuple(item: QueueItem): QueueTuple {
   return [item.number, item.promptId, item.prompt, item.extraData, item.outputs];
 }
 
-interface QueueRow { prompt_id: string; number: number; seq: number; item: string; running: number }
+interface QueueRow { prompt_id: string; number: number; seq: number; item: string; running: number; kind: string | null }
 
 export class QueueStore {
   private readonly db: Database.Database;
@@ -57,11 +66,14 @@ export class QueueStore {
       );
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     `);
+    // Queues written before API jobs existed have no kind column: their rows are ComfyUI prompts.
+    const columns = this.db.prepare('PRAGMA table_info(queue)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'kind')) this.db.exec(`ALTER TABLE queue ADD COLUMN kind TEXT NOT NULL DEFAULT 'comfy'`);
     const stored = this.db.prepare(`SELECT value FROM meta WHERE key = 'counter'`).get() as { value: string } | undefined;
     this.counter = stored ? Number(stored.value) : 0;
     this.seq = ((this.db.prepare('SELECT MAX(seq) AS m FROM queue').get() as { m: number | null }).m ?? -1) + 1;
     this.stmts = {
-      insert: this.db.prepare('INSERT INTO queue (prompt_id, number, seq, item, running) VALUES (?, ?, ?, ?, 0)'),
+      insert: this.db.prepare('INSERT INTO queue (prompt_id, number, seq, item, running, kind) VALUES (?, ?, ?, ?, 0, ?)'),
       setCounter: this.db.prepare(`INSERT INTO meta (key, value) VALUES ('counter', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`),
       next: this.db.prepare('SELECT * FROM queue ORDER BY running DESC, number, seq LIMIT 1'),
       markRunning: this.db.prepare('UPDATE queue SET running = 1 WHERE prompt_id = ?'),
@@ -93,11 +105,11 @@ export class QueueStore {
   }
 
   /** Commits one prompt (and the counter) durably. */
-  enqueue(item: Omit<QueueItem, 'seq'>): QueueItem {
-    const full: QueueItem = { ...item, seq: this.seq++ };
-    const body = JSON.stringify({ prompt: item.prompt, extraData: item.extraData, outputs: item.outputs });
+  enqueue(item: Omit<QueueItem, 'seq' | 'kind'> & { kind?: JobKind }): QueueItem {
+    const full: QueueItem = { ...item, kind: item.kind ?? 'comfy', seq: this.seq++ };
+    const body = JSON.stringify({ prompt: item.prompt, extraData: item.extraData, outputs: item.outputs, payload: item.payload });
     this.db.transaction(() => {
-      this.stmts.insert.run(full.promptId, full.number, full.seq, body);
+      this.stmts.insert.run(full.promptId, full.number, full.seq, body, full.kind);
       this.stmts.setCounter.run(String(this.counter));
     })();
     return full;
@@ -177,7 +189,10 @@ export class QueueStore {
   }
 }
 
+const KINDS: readonly string[] = ['comfy', 'a1111', 'openai'];
+
 function rowToItem(row: QueueRow): QueueItem {
-  const body = JSON.parse(row.item) as { prompt: Record<string, unknown>; extraData: Record<string, unknown>; outputs: string[] };
-  return { promptId: row.prompt_id, number: row.number, seq: row.seq, ...body };
+  const body = JSON.parse(row.item) as { prompt: Record<string, unknown>; extraData: Record<string, unknown>; outputs: string[]; payload?: unknown };
+  const kind = (row.kind && KINDS.includes(row.kind) ? row.kind : 'comfy') as JobKind;
+  return { promptId: row.prompt_id, kind, number: row.number, seq: row.seq, ...body };
 }

@@ -1,11 +1,34 @@
 // The single in-process worker: takes queue items one at a time (a crash's leftover first), runs them
 // on the engine, routes their messages, and records history before announcing the shorter queue —
 // the order ComfyUI clients depend on.
+import { randomUUID } from 'node:crypto';
 import type { ExecutionResult, ExecutionJob } from '../workflow/engine.js';
 import type { ExecutionSink } from '../workflow/types.js';
 import type { WsHub } from './comfy-ws.js';
-import { toTuple, type QueueItem, type QueueStore } from './queue-store.js';
+import { toTuple, type JobKind, type QueueItem, type QueueStore } from './queue-store.js';
 import type { Engine } from './engine-api.js';
+
+/** What `/interrupt` and `/skip` ask of a running API job; the job's pipelines poll it between steps. */
+export interface JobControl {
+  interrupted: boolean;
+  skipped: boolean;
+}
+
+/** Runs one A1111 / OpenAI queue item; resolves to the answer the waiting HTTP request sends. */
+export type ApiJobHandler = (item: QueueItem, control: JobControl) => Promise<unknown>;
+
+/** The HTTP client hung up while its job still waited: the job left the queue unrun. */
+export class AbandonedError extends Error {
+  constructor() {
+    super('the client disconnected before the job started');
+    this.name = 'AbandonedError';
+  }
+}
+
+interface Waiter {
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
 
 /** Messages ComfyUI sends only to the prompt's own client (never broadcast when it has none). */
 const CLIENT_ONLY = new Set(['execution_start', 'execution_cached', 'execution_success', 'execution_error']);
@@ -21,8 +44,51 @@ export class QueueRunner {
   private stopping = false;
   private loop: Promise<void> | undefined;
   private pendingFree: FreeRequest | undefined;
+  private readonly handlers = new Map<JobKind, ApiJobHandler>();
+  /** HTTP requests waiting for their API job's answer, by prompt id (in memory: a restart loses them). */
+  private readonly waiters = new Map<string, Waiter>();
+  private control: JobControl = { interrupted: false, skipped: false };
 
   constructor(private readonly store: QueueStore, private readonly engine: Engine, private readonly hub: WsHub) {}
+
+  /** Who runs the queue items of an API family. */
+  setHandler(kind: Exclude<JobKind, 'comfy'>, handler: ApiJobHandler): void {
+    this.handlers.set(kind, handler);
+  }
+
+  /**
+   * Queues an API job behind everything already waiting (ComfyUI's counter orders both) and returns
+   * its id and a promise of its answer; the caller keeps the HTTP request open until it settles.
+   */
+  submit(kind: Exclude<JobKind, 'comfy'>, payload: unknown, extraData: Record<string, unknown>): { promptId: string; done: Promise<unknown> } {
+    const promptId = randomUUID();
+    const done = new Promise<unknown>((resolve, reject) => this.waiters.set(promptId, { resolve, reject }));
+    this.store.enqueue({ promptId, kind, number: this.store.nextNumber(), prompt: {}, extraData: { ...extraData, create_time: Date.now() }, outputs: [], payload });
+    this.hub.broadcastStatus(this.store.remaining());
+    this.wake();
+    return { promptId, done };
+  }
+
+  /** The client of a waiting job went away: drop the job if it has not started (a started one runs on). */
+  abandon(promptId: string): void {
+    if (this.current?.promptId === promptId) return;
+    const waiter = this.waiters.get(promptId);
+    if (!waiter) return;
+    this.waiters.delete(promptId);
+    this.store.deletePending([promptId]);
+    this.hub.broadcastStatus(this.store.remaining());
+    waiter.reject(new AbandonedError());
+  }
+
+  /** The kind of the running item, if any. */
+  get runningKind(): JobKind | undefined {
+    return this.current?.kind;
+  }
+
+  /** A1111 `/skip`: the running API job moves on to its next batch. */
+  skip(): void {
+    if (this.current && this.current.kind !== 'comfy') this.control.skipped = true;
+  }
 
   start(): void {
     this.loop ??= this.run();
@@ -47,7 +113,8 @@ export class QueueRunner {
   interrupt(promptId?: string): void {
     if (!this.current) return;
     if (promptId !== undefined && promptId !== this.current.promptId) return;
-    this.engine.interrupt();
+    if (this.current.kind === 'comfy') this.engine.interrupt();
+    else this.control.interrupted = true;
   }
 
   /** `POST /free`: applied now when idle, else after the running prompt. */
@@ -62,7 +129,7 @@ export class QueueRunner {
    */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.current) this.engine.interrupt();
+    if (this.current) this.interrupt();
     this.wake();
     await this.loop;
   }
@@ -76,7 +143,7 @@ export class QueueRunner {
       }
       this.current = item;
       this.hub.broadcastStatus(this.store.remaining());
-      const result = await this.execute(item);
+      const result = item.kind === 'comfy' ? await this.execute(item) : await this.executeApi(item);
       if (this.stopping && result.status === 'interrupted') break;
       this.store.finish(item.promptId, historyEntry(item, result));
       this.current = undefined;
@@ -89,6 +156,32 @@ export class QueueRunner {
       }
     }
     this.current = undefined;
+  }
+
+  /**
+   * An A1111 / OpenAI job: its handler's answer goes to the waiting request. A job nobody waits for
+   * (left by a crash or restart: its HTTP client is gone) is recorded and dropped without running.
+   */
+  private async executeApi(item: QueueItem): Promise<ExecutionResult> {
+    const waiter = this.waiters.get(item.promptId);
+    this.waiters.delete(item.promptId);
+    const handler = this.handlers.get(item.kind);
+    const fail = (message: string): ExecutionResult => ({ status: 'error', outputs: {}, messages: [['execution_error', { prompt_id: item.promptId, exception_message: message, timestamp: Date.now() }]], meta: {} });
+    if (!waiter) return fail('no client is waiting for this job (the server restarted)');
+    if (!handler) {
+      waiter.reject(new Error(`no handler for ${item.kind} jobs`));
+      return fail(`no handler for ${item.kind} jobs`);
+    }
+    this.control = { interrupted: false, skipped: false };
+    try {
+      const answer = await handler(item, this.control);
+      waiter.resolve(answer);
+      const interrupted = this.control.interrupted;
+      return { status: interrupted ? 'interrupted' : 'success', outputs: {}, messages: [[interrupted ? 'execution_interrupted' : 'execution_success', { prompt_id: item.promptId, timestamp: Date.now() }]], meta: {} };
+    } catch (err) {
+      waiter.reject(err);
+      return fail((err as Error)?.message ?? String(err));
+    }
   }
 
   private async execute(item: QueueItem): Promise<ExecutionResult> {
