@@ -35,8 +35,8 @@ export interface TextEncoderView {
   encodeText(ids: Tensor, clipSkip?: number): Promise<Tensor>;
   encodeEmbeds(embeds: Tensor, clipSkip?: number): Promise<Tensor>;
   tokenEmbeddings(ids: readonly number[]): Promise<Float32Array>;
-  /** Hidden states and the pooled output of ids [B, 77] or embeddings [B, 77, W]; `eos` is each row's first EOS position. */
-  encodeWithPooled(input: Tensor, eos: readonly number[], clipSkip?: number): Promise<{ hidden: Tensor; pooled: Tensor }>;
+  /** G only: hidden states and the pooled output of ids [B, 77] or embeddings [B, 77, W]; `eos` is each row's first EOS position. */
+  encodeWithPooled?(input: Tensor, eos: readonly number[], clipSkip?: number): Promise<{ hidden: Tensor; pooled: Tensor }>;
 }
 export type Prediction = 'eps' | 'v';
 
@@ -305,11 +305,10 @@ export class StableDiffusionModel {
         table ??= this.parts.weights.text.read(tokenKey).then((t) => t.toFloat32Array());
         return lookupRows(await table, cfg.width, ids);
       },
-      encodeWithPooled: async (input, eos, clipSkip) => {
+      encodeWithPooled: cfg.projectionDim ? async (input, eos, clipSkip) => {
         const r = await run(input, eos, clipSkip);
-        if (!r.pooled) throw new Error(`the ${p.name} text encoder has no pooled output`);
-        return { hidden: r.hidden, pooled: r.pooled };
-      },
+        return { hidden: r.hidden, pooled: r.pooled! };
+      } : undefined,
     };
   }
 

@@ -16,7 +16,7 @@ export async function txt2imgPass(model: StableDiffusionModel, opts: Txt2ImgOpti
   const schedule = profile.schedule();
   const sigmas = sigmasFor(profile.name, sampler, scheduler, steps);
   const shape: [number, number, number, number] = [batch, model.latentChannels, height / 8, width / 8];
-  const text = await prepareText(model, opts, { seed, steps, clipSkip, profile });
+  const text = await prepareText(model, opts, { seed, steps, clipSkip, profile, size: { width, height } });
 
   const noise = runNoise(profile, seed, shape, opts);
   const scale = profile.startScale(sigmas[0], schedule.sigmaMax);

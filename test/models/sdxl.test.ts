@@ -59,7 +59,7 @@ for (const name of NAMES) {
       const idsT = new Tensor('i64', [ids.length, 77], BigInt64Array.from(ids.flat(), (v) => BigInt(v)));
       const key = enc.name === 'clip_l' ? 'e0_clip_l.crossattn_part' : `${refiner ? 'e0' : 'e1'}_clip_g.penultimate`;
       const eos = ids.map((row) => row.indexOf(49407));
-      const r = enc.pooledWidth ? await enc.encodeWithPooled(idsT, eos) : { hidden: await enc.encodeText(idsT), pooled: undefined };
+      const r = enc.pooledWidth ? await enc.encodeWithPooled!(idsT, eos) : { hidden: await enc.encodeText(idsT), pooled: undefined };
       report(`${name} ${enc.name} hidden state`, maxRelError(r.hidden.toFloat32Array(), await f32(te, key)));
       if (enc.name === 'clip_g') report(`${name} clip_g pooled`, maxRelError(r.pooled!.toFloat32Array(), await f32(te, `${refiner ? 'e0' : 'e1'}_clip_g.pooled`)));
       else {
@@ -92,7 +92,7 @@ for (const name of NAMES) {
 
     const g = m.textEncoders[m.textEncoders.length - 1];
     const ids = texts.map((t) => promptChunks(tok, t, g.padTokenId)[0]);
-    const { pooled } = await g.encodeWithPooled(new Tensor('i64', [B, 77], BigInt64Array.from(ids.flat(), (v) => BigInt(v))), ids.map((r) => r.indexOf(49407)));
+    const { pooled } = await g.encodeWithPooled!(new Tensor('i64', [B, 77], BigInt64Array.from(ids.flat(), (v) => BigInt(v))), ids.map((r) => r.indexOf(49407)));
     const params = (b: number) => ({
       originalHeight: orig[b][0], originalWidth: orig[b][1], cropTop: crop[b][0], cropLeft: crop[b][1],
       targetHeight: target?.[b][0] ?? 0, targetWidth: target?.[b][1] ?? 0, aestheticScore: score?.[b] ?? 0,

@@ -1,5 +1,5 @@
 // Every built-in node class. Classes whose model families are not supported yet (CLIP vision,
-// unCLIP, style models, GLIGEN, SDXL-only, ControlNet) are absent, so `/object_info` never lists a stub.
+// unCLIP, style models, GLIGEN, ControlNet) are absent, so `/object_info` never lists a stub.
 import type { NodeDef } from '../types.js';
 import { clipNodes, conditioningNodes } from './conditioning.js';
 import { customSamplingNodes } from './custom-sampling.js';
@@ -8,7 +8,8 @@ import { latentNodes } from './latent.js';
 import { loaderNodes } from './loaders.js';
 import { maskNodes } from './mask.js';
 import { samplingNodes } from './sampling.js';
+import { sdxlNodes } from './sdxl.js';
 
 export function builtinNodes(): NodeDef[] {
-  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...maskNodes];
+  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...maskNodes, ...sdxlNodes];
 }
