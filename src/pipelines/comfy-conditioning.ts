@@ -45,6 +45,9 @@ export interface ComfyCondEntry {
   readonly maskStrength?: number;
   /** `set_area_to_bounds`: run the entry on the mask's bounding box only. */
   readonly setAreaToBounds?: boolean;
+  /** `concat_latent_image` (unscaled [B, C, h, w]) and `concat_mask`: what an inpainting checkpoint's extra channels see (InpaintModelConditioning). */
+  readonly concatLatent?: { readonly samples: Float32Array; readonly shape: readonly [number, number, number, number] };
+  readonly concatMask?: ComfyMask;
   /** `start_percent` / `end_percent` of the sampling schedule the entry is active in. */
   readonly startPercent?: number;
   readonly endPercent?: number;
@@ -87,7 +90,7 @@ export function comfyVector(e: ComfyCondEntry, kind: AdmKind, latentWidth: numbe
 }
 
 /** node_helpers.conditioning_set_values: every entry copied with the values set. */
-function setValues(conditioning: ComfyConditioning, values: Partial<Omit<ComfyCondEntry, 'cond'>>): ComfyConditioning {
+export function setValues(conditioning: ComfyConditioning, values: Partial<Omit<ComfyCondEntry, 'cond'>>): ComfyConditioning {
   return conditioning.map((e) => ({ ...e, ...values }));
 }
 
@@ -189,3 +192,4 @@ export function zeroOut(conditioning: ComfyConditioning): ComfyConditioning {
 export function setTimestepRange(conditioning: ComfyConditioning, start: number, end: number): ComfyConditioning {
   return setValues(conditioning, { startPercent: start, endPercent: end });
 }
+

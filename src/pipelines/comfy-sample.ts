@@ -79,6 +79,39 @@ export function sdTurboSigmas(steps: number, denoise: number): number[] {
   return [...ts.map((t) => table[t]), 0];
 }
 
+/**
+ * model_base.concat_cond: the mask (concat_mask, else the noise mask; resized, rounded; ones without)
+ * and the masked image's latent (concat_latent_image scaled in, else the latent being sampled; the
+ * blank-image latent without a mask) that an inpainting checkpoint takes beside x.
+ */
+function inpaintChannels(req: ComfySampleRequest, init: Float64Array, noiseMask: Float64Array | undefined, scale: number): Float32Array {
+  const [B, C, h, w] = req.latent.shape;
+  const plane = h * w;
+  const entry = req.positive.find((e) => e.concatLatent || e.concatMask);
+  let mask = noiseMask;
+  if (entry?.concatMask) {
+    const m = entry.concatMask;
+    const first = m.data.subarray(0, m.height * m.width);
+    mask = m.height === h && m.width === w ? Float64Array.from(first) : interpolate(first, 1, m.height, m.width, h, w, 'bilinear');
+  }
+  let image: ArrayLike<number> = init;
+  if (entry?.concatLatent) {
+    const l = entry.concatLatent;
+    const [lb, lc, lh, lw] = l.shape;
+    const src = lh === h && lw === w ? l.samples : interpolate(l.samples, lb * lc, lh, lw, h, w, 'bilinear');
+    image = Float64Array.from({ length: B * C * plane }, (_, k) => Math.fround(src[k % (lb * lc * plane)] * scale));
+  }
+  const concat = new Float32Array(B * (1 + C) * plane);
+  for (let b = 0; b < B; b++) {
+    const o = b * (1 + C) * plane;
+    for (let i = 0; i < plane; i++) concat[o + i] = mask ? Math.round(mask[i]) : 1;
+    for (let c = 0; c < C; c++) {
+      for (let i = 0; i < plane; i++) concat[o + (1 + c) * plane + i] = mask ? image[(b * C + c) * plane + i] : BLANK_INPAINT[c];
+    }
+  }
+  return concat;
+}
+
 /** Samples a latent batch as ComfyUI's KSampler does; returns unscaled latents of the same shape. */
 export async function comfySample(req: ComfySampleRequest): Promise<Float32Array> {
   return (await comfySampleWithDenoised(req)).samples;
@@ -118,15 +151,7 @@ export async function comfySampleWithDenoised(req: ComfySampleRequest): Promise<
     if ([...req.positive, ...req.negative].some((e) => e.area || e.setAreaToBounds)) {
       throw new Error(`${model.path}: area conditioning with an inpainting checkpoint is not supported yet`);
     }
-    const concat = new Float32Array(B * (1 + C) * plane);
-    for (let b = 0; b < B; b++) {
-      const o = b * (1 + C) * plane;
-      for (let i = 0; i < plane; i++) concat[o + i] = mask ? Math.round(mask[i]) : 1;
-      for (let c = 0; c < C; c++) {
-        for (let i = 0; i < plane; i++) concat[o + (1 + c) * plane + i] = mask ? init[(b * C + c) * plane + i] : BLANK_INPAINT[c];
-      }
-    }
-    unet = withConcat(model, concat, [B, C, h, w]);
+    unet = withConcat(model, inpaintChannels(req, init, mask, scale), [B, C, h, w]);
   }
   const denoiser: GuidedDenoiser = comfyGuidedDenoiser({
     model: unet, profile, schedule, shape: [B, C, h, w], positive: req.positive, negative: req.negative, cfgScale: req.cfg, sigmas,

@@ -55,8 +55,8 @@ const KEY = 'model.diffusion_model.input_blocks.0.0.weight';
  * checkpoint has it: the 4 latent channels keep their weights, the mask and masked-image channels
  * get small deterministic values.
  */
-export async function makeTinyInpaintCheckpoint(): Promise<string> {
-  const src = await openSafetensors(`${REF}/ckpt/tiny-sd1.safetensors`);
+export async function makeTinyInpaintCheckpoint(base: 'tiny-sd1' | 'tiny-sd1-std' = 'tiny-sd1'): Promise<string> {
+  const src = await openSafetensors(`${REF}/ckpt/${base}.safetensors`);
   const tensors: Record<string, Tensor> = {};
   for (const key of src.keys()) tensors[key] = await src.read(key);
   await src.close();
@@ -72,7 +72,7 @@ export async function makeTinyInpaintCheckpoint(): Promise<string> {
     }
   }
   tensors[KEY] = new Tensor('f32', [out, 9, kh, kw], wide).to('f16');
-  const path = join(await mkdtemp(join(tmpdir(), 'lk-inpaint-')), 'tiny-sd1-inpainting.safetensors');
+  const path = join(await mkdtemp(join(tmpdir(), 'lk-inpaint-')), `${base}-inpainting.safetensors`);
   await writeSafetensors(path, tensors);
   return path;
 }

@@ -136,4 +136,31 @@ const test = refTests('workflow engine on tiny-sd1-std', [REF, WORKFLOWS]);
     assert.ok(s[0] > 14 && s[0] < 15, `σ(999) = ${s[0]}`);
     assert.deepEqual(sdTurboSigmas(1, 0.5), [sdTurboSigmas(10, 1)[5], 0]);
   });
+
+  test('InpaintModelConditioning feeds an inpainting checkpoint its mask and masked-image channels', async () => {
+    const { makeTinyInpaintCheckpoint, testPicture, writePng } = await import('../pipelines/img2img-fixtures.js');
+    host.link('checkpoints', 'inpaint.safetensors', await makeTinyInpaintCheckpoint('tiny-sd1-std'));
+    const picture = testPicture(64, 64);
+    const rgba = { width: 64, height: 64, channels: 4 as const, data: new Uint8Array(64 * 64 * 4) };
+    for (let p = 0; p < 64 * 64; p++) {
+      rgba.data.set(picture.data.subarray(p * 3, p * 3 + 3), p * 4);
+      rgba.data[p * 4 + 3] = p % 64 >= 32 ? 0 : 255;   // transparent right half = the part to repaint
+    }
+    await writePng(join(host.dir('input'), 'half.png'), rgba as never);
+    const g: ApiPrompt = {
+      1: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'inpaint.safetensors' } },
+      2: { class_type: 'LoadImage', inputs: { image: 'half.png' } },
+      3: { class_type: 'CLIPTextEncode', inputs: { text: 'a red door', clip: ['1', 1] } },
+      4: { class_type: 'CLIPTextEncode', inputs: { text: '', clip: ['1', 1] } },
+      5: { class_type: 'InpaintModelConditioning', inputs: { positive: ['3', 0], negative: ['4', 0], vae: ['1', 2], pixels: ['2', 0], mask: ['2', 1], noise_mask: true } },
+      6: { class_type: 'KSampler', inputs: { model: ['1', 0], seed: 3, steps: 3, cfg: 5, sampler_name: 'euler', scheduler: 'normal', positive: ['5', 0], negative: ['5', 1], latent_image: ['5', 2], denoise: 1 } },
+      7: { class_type: 'VAEDecode', inputs: { samples: ['6', 0], vae: ['1', 2] } },
+      8: { class_type: 'SaveImage', inputs: { images: ['7', 0], filename_prefix: 'inpaint' } },
+    };
+    const v = await engine.validate(g);
+    assert.ok(v.ok, JSON.stringify(v));
+    const { messages, sink } = collect();
+    const r = await engine.execute({ promptId: 'inpaint', prompt: v.prompt, outputs: v.outputs }, sink);
+    assert.equal(r.status, 'success', JSON.stringify(messages.find(([t]) => t === 'execution_error')));
+  });
 }

@@ -1,12 +1,13 @@
 // Text conditioning: CLIPTextEncode in ComfyUI's prompt syntax (weights, `embedding:name`), the clip
 // layer choice, and the conditioning-list operations (combine, areas, masks, timestep ranges).
 import { EmbeddingLibrary } from '../../adapters/textual-inversion.js';
-import { average, combine, comfyConditioning, concat, setArea, setAreaPercentage, setMask, setTimestepRange, zeroOut } from '../../pipelines/comfy-conditioning.js';
+import { average, combine, comfyConditioning, concat, setArea, setAreaPercentage, setMask, setTimestepRange, setValues, zeroOut } from '../../pipelines/comfy-conditioning.js';
 import { comfyEmbeddingNames, encodeComfyPrompt } from '../../pipelines/conditioning.js';
 import { encodeComfySdxl } from '../../pipelines/sdxl-conditioning.js';
-import type { MaskBatch, NodeContext } from '../types.js';
-import type { ClipValue, ConditioningValue } from '../values.js';
+import type { ImageBatch, MaskBatch, NodeContext } from '../types.js';
+import type { ClipValue, ConditioningValue, LatentValue, VaeValue } from '../values.js';
 import { defineNode } from './define.js';
+import { encode, maskedForInpaint } from './latent.js';
 
 async function embeddings(clip: ClipValue, ctx: NodeContext, warn: (m: string) => void): Promise<EmbeddingLibrary | undefined> {
   if (clip.embeddings) return clip.embeddings;
@@ -177,5 +178,31 @@ export const conditioningNodes = [
     input: { required: { conditioning: ['CONDITIONING'] } },
     output: ['CONDITIONING'],
     run: async (i) => ({ outputs: [zeroOut(C(i.conditioning))] }),
+  }),
+  defineNode({
+    name: 'InpaintModelConditioning',
+    displayName: 'InpaintModelConditioning',
+    description: '',
+    category: 'conditioning/inpaint',
+    input: {
+      required: {
+        positive: ['CONDITIONING'],
+        negative: ['CONDITIONING'],
+        vae: ['VAE'],
+        pixels: ['IMAGE'],
+        mask: ['MASK'],
+        noise_mask: ['BOOLEAN', { default: true, tooltip: 'Add a noise mask to the latent so sampling will only happen within the mask. Might improve results or completely break things depending on the model.' }],
+      },
+    },
+    output: ['CONDITIONING', 'CONDITIONING', 'LATENT'],
+    outputName: ['positive', 'negative', 'latent'],
+    async run(i) {
+      const vae = i.vae as VaeValue;
+      const { mask, masked } = maskedForInpaint(i.pixels as ImageBatch, i.mask as MaskBatch);
+      const concatLatent = await encode(vae, masked);
+      const latent: LatentValue = { ...(await encode(vae, i.pixels as ImageBatch)), ...(i.noise_mask ? { noiseMask: mask } : {}) };
+      const values = { concatLatent: { samples: concatLatent.samples, shape: concatLatent.shape }, concatMask: mask };
+      return { outputs: [setValues(C(i.positive), values), setValues(C(i.negative), values), latent] };
+    },
   }),
 ];

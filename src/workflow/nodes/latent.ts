@@ -37,7 +37,35 @@ function cropToMultiple(img: ImageBatch): { img: ImageBatch; x0: number; y0: num
   return { img: { ...img, height: H, width: W, data: out }, x0, y0 };
 }
 
-async function encode(vae: VaeValue, pixels: ImageBatch, tiling?: { tile: number; overlap: number }): Promise<LatentValue> {
+/**
+ * What VAEEncodeForInpaint and InpaintModelConditioning share: the pixels cropped to a multiple of 8,
+ * the mask at that size (bilinear, not rounded), and the pixels greyed (0.5) where the rounded mask is 1.
+ */
+export function maskedForInpaint(pixels: ImageBatch, mask: MaskBatch): { img: ImageBatch; mask: MaskBatch; masked: ImageBatch } {
+  const { height: H0, width: W0 } = pixels;
+  const full = Float32Array.from(interpolate(mask.data, mask.batch, mask.height, mask.width, H0, W0, 'bilinear'));
+  const { img, x0, y0 } = cropToMultiple(pixels);
+  const H = img.height;
+  const W = img.width;
+  const mb = mask.batch;
+  const m = new Float32Array(mb * H * W);
+  for (let b = 0; b < mb; b++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) m[(b * H + y) * W + x] = full[(b * H0 + y + y0) * W0 + x + x0];
+  const C = img.channels;
+  const masked = Float32Array.from(img.data);
+  for (let b = 0; b < img.batch; b++) {
+    const mi = Math.min(b, mb - 1);
+    for (let p = 0; p < H * W; p++) {
+      const keep = 1 - Math.round(m[mi * H * W + p]);
+      for (let c = 0; c < 3; c++) {
+        const k = (b * H * W + p) * C + c;
+        masked[k] = Math.fround(Math.fround(Math.fround(masked[k] - 0.5) * keep) + 0.5);
+      }
+    }
+  }
+  return { img, mask: maskBatch(mb, H, W, m), masked: { ...img, data: masked } };
+}
+
+export async function encode(vae: VaeValue, pixels: ImageBatch, tiling?: { tile: number; overlap: number }): Promise<LatentValue> {
   const { img } = cropToMultiple(pixels);
   const { mean } = await encodeMaybeTiled(vae, imageToVaeInput(img), tiling ?? false);
   return { samples: mean.toFloat32Array(), shape: mean.shape as unknown as Shape4 };
@@ -171,20 +199,12 @@ export const latentNodes = [
     },
     output: ['LATENT'],
     async run(i) {
-      const pixels = i.pixels as ImageBatch;
-      const mask = i.mask as MaskBatch;
+      const { img, mask: m, masked } = maskedForInpaint(i.pixels as ImageBatch, i.mask as MaskBatch);
       const grow = i.grow_mask_by as number;
-      const { height: H0, width: W0 } = pixels;
-      // The mask at pixel size (bilinear), cropped with the pixels to a multiple of 8.
-      const full = Float32Array.from(interpolate(mask.data, mask.batch, mask.height, mask.width, H0, W0, 'bilinear'));
-      const { img, x0, y0 } = cropToMultiple(pixels);
-      const H = img.height;
-      const W = img.width;
-      const mb = mask.batch;
-      const m = new Float32Array(mb * H * W);
-      for (let b = 0; b < mb; b++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) m[(b * H + y) * W + x] = full[(b * H0 + y + y0) * W0 + x + x0];
+      const { height: H, width: W } = img;
+      const mb = m.batch;
       // Grow: a grow×grow box sum over the rounded mask (padding ⌈(grow−1)/2⌉), clamped to 0..1.
-      let grown = m.map((v) => Math.round(v));
+      let grown = m.data.map((v) => Math.round(v));
       if (grow > 0) {
         const pad = Math.ceil((grow - 1) / 2);
         const r = grown;
@@ -206,19 +226,7 @@ export const latentNodes = [
           }
         }
       }
-      const C = img.channels;
-      const masked = Float32Array.from(img.data);
-      for (let b = 0; b < img.batch; b++) {
-        const mi = Math.min(b, mb - 1);
-        for (let p = 0; p < H * W; p++) {
-          const keep = 1 - Math.round(m[mi * H * W + p]);
-          for (let c = 0; c < 3; c++) {
-            const k = (b * H * W + p) * C + c;
-            masked[k] = Math.fround(Math.fround(Math.fround(masked[k] - 0.5) * keep) + 0.5);
-          }
-        }
-      }
-      const l = await encode(i.vae as VaeValue, { ...img, data: masked });
+      const l = await encode(i.vae as VaeValue, masked);
       return { outputs: [{ ...l, noiseMask: maskBatch(mb, H, W, grown) }] };
     },
   }),
