@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { EmphasisMode, PromptSyntax } from './conditioning.js';
 import type { SdxlEncoderOptions } from './sdxl-conditioning.js';
+import type { RefinerOptions } from './refiner.js';
 import type { GeneratedImage } from './image-output.js';
 import { getProfile, type Profile, type ProfileName, type RngName } from './profiles.js';
 import type { Progress } from './sample.js';
@@ -89,6 +90,8 @@ export interface Txt2ImgOptions {
   readonly hires?: HiresOptions;
   /** SDXL models: original / target size, crop, aesthetic scores, A1111's empty-negative zeroing and CLIP-L skip. */
   readonly sdxl?: SdxlOptions;
+  /** SDXL refiner: the base samples the first `switchAt` of the schedule, the refiner the rest (see refiner.ts). */
+  readonly refiner?: RefinerOptions;
 }
 
 export interface Txt2ImgResult {

@@ -8,6 +8,7 @@ import { prepareText, withNetworks } from './prompt-setup.js';
 import { sampleLatents } from './sample.js';
 import { decodeLatents, encodePng, type GeneratedImage } from './image-output.js';
 import { runNoise } from './profiles.js';
+import { sampleWithRefiner } from './refiner.js';
 
 /** One txt2img pass at the requested size (no hires fix): what `txt2img` and the hires first pass run. */
 export async function txt2imgPass(model: StableDiffusionModel, opts: Txt2ImgOptions): Promise<Txt2ImgResult> {
@@ -22,10 +23,21 @@ export async function txt2imgPass(model: StableDiffusionModel, opts: Txt2ImgOpti
   const scale = profile.startScale(sigmas[0], schedule.sigmaMax);
   const x = Float64Array.from(noise.initial, (v) => v * scale);
 
-  const latents = await sampleLatents({
-    model, profile, sampler, sigmas, x, shape, conditioning: text.conditioning, cfgScale, noise: noise.source,
-    eta: opts.eta, sNoise: opts.sNoise, onProgress: opts.onProgress,
-  });
+  let latents: Float64Array;
+  if (opts.refiner) {
+    const refiner = opts.refiner.model;
+    const refinerText = await prepareText(refiner, { ...opts, tokenizer: opts.tokenizer }, { seed, steps, clipSkip, profile, size: { width, height } });
+    latents = await sampleWithRefiner({
+      base: model, refiner, switchAt: opts.refiner.switchAt ?? 0.8, profile, sampler, sigmas, x, shape, cfgScale,
+      baseText: text.conditioning, refinerText: refinerText.conditioning, noise: noise.source,
+      freshNoise: () => runNoise(profile, seed, shape, opts).source, eta: opts.eta, sNoise: opts.sNoise, onProgress: opts.onProgress,
+    });
+  } else {
+    latents = await sampleLatents({
+      model, profile, sampler, sigmas, x, shape, conditioning: text.conditioning, cfgScale, noise: noise.source,
+      eta: opts.eta, sNoise: opts.sNoise, onProgress: opts.onProgress,
+    });
+  }
 
   const rgb = await decodeLatents(model, latents, shape);
   const images: GeneratedImage[] = [];

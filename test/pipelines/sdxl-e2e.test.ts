@@ -52,11 +52,17 @@ function caseOptions(s: Settings): Txt2ImgOptions {
 
 for (const id of ids) {
   const s = settings(id);
-  if (s.negative_zero_out || s.text_l || s.kind === 'handoff') continue;
+  if (s.negative_zero_out || s.text_l) continue;
   test(`${id}: txt2img under the comfy profile reproduces ComfyUI`, async () => {
     const model = await loadCheckpoint(join(SDXL, 'ckpt', 'tiny-sdxl.safetensors'));
-    const r = await txt2img(model, { ...caseOptions(s), tokenizer: await testTokenizer() });
+    const refiner = s.kind === 'handoff' ? await loadCheckpoint(join(SDXL, 'ckpt', 'tiny-sdxl-refiner.safetensors')) : undefined;
+    // The hand-off: switch step round(0.8·10) = 8, refiner conds with aesthetic scores 6 / 2.5 (the defaults).
+    const r = await txt2img(model, {
+      ...caseOptions(s), tokenizer: await testTokenizer(),
+      ...(refiner ? { refiner: { model: refiner, switchAt: s.switch_step! / s.steps }, sdxl: { aestheticScore: s.ascore, negativeAestheticScore: s.negative_ascore } } : {}),
+    });
     await compareWithCase(id, r);
     await model.close();
+    await refiner?.close();
   });
 }
