@@ -1,5 +1,5 @@
 // Every built-in node class. Classes whose model families are not supported yet (CLIP vision,
-// unCLIP, style models, GLIGEN, SDXL-only, ControlNet) are absent, so `/object_info` never lists a stub.
+// unCLIP, style models, GLIGEN, ControlNet) are absent, so `/object_info` never lists a stub.
 import type { NodeDef } from '../types.js';
 import { clipNodes, conditioningNodes } from './conditioning.js';
 import { compositeNodes } from './composite.js';
@@ -11,7 +11,8 @@ import { maskNodes } from './mask.js';
 import { mergingNodes } from './merging.js';
 import { postprocessNodes } from './postprocess.js';
 import { samplingNodes } from './sampling.js';
+import { sdxlNodes } from './sdxl.js';
 
 export function builtinNodes(): NodeDef[] {
-  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...postprocessNodes, ...compositeNodes, ...maskNodes, ...mergingNodes];
+  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...postprocessNodes, ...compositeNodes, ...maskNodes, ...mergingNodes, ...sdxlNodes];
 }
