@@ -17,6 +17,11 @@ export interface UNetConfig {
   readonly inputBlocks: readonly BlockKind[][];
   readonly outputBlocks: readonly BlockKind[][];
   readonly middleHasAttention: boolean;
+  /**
+   * Width of the vector conditioning `y` that `label_emb` embeds (SDXL's ADM vector: pooled text +
+   * size embeddings); absent for UNets without `label_emb` (SD1/SD2).
+   */
+  readonly admInChannels?: number;
 }
 
 export type BlockKind = 'res' | 'attn' | 'down' | 'up';
@@ -115,12 +120,18 @@ function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: reado
 }
 
 /**
- * Builds UNetModel(x, timesteps, context) → eps or v. `w` is scoped at `model.diffusion_model`.
- * Inputs: `x` [B, C, H, W], `timesteps` [B] (fractional allowed), `context` [B, T, ctx].
+ * Builds UNetModel(x, timesteps, context, y) → eps or v. `w` is scoped at `model.diffusion_model`.
+ * Inputs: `x` [B, C, H, W], `timesteps` [B] (fractional allowed), `context` [B, T, ctx], and for
+ * UNets with `label_emb` (SDXL) `y` [B, adm].
  */
-export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: { x: Value; timesteps: Value; context: Value; contextHook?: ContextHook }): Value {
+export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: { x: Value; timesteps: Value; context: Value; y?: Value; contextHook?: ContextHook }): Value {
   const t = timestepEmbedding(g, io.timesteps, cfg.modelChannels);
-  const emb = g.linear(g.silu(g.linear(t, w.scope('time_embed.0'))), w.scope('time_embed.2'));
+  let emb = g.linear(g.silu(g.linear(t, w.scope('time_embed.0'))), w.scope('time_embed.2'));
+  if (cfg.admInChannels) {
+    if (!io.y) throw new Error(`this UNet takes a ${cfg.admInChannels}-wide vector conditioning (label_emb) but none was given`);
+    // label_emb = Sequential(Sequential(Linear, SiLU, Linear)): added to the timestep embedding.
+    emb = g.add(emb, g.linear(g.silu(g.linear(io.y, w.scope('label_emb.0.0'))), w.scope('label_emb.0.2')));
+  }
 
   let h = g.conv2d(io.x, w.scope('input_blocks.0.0'), { padding: 1, kernel: 3 });
   const skips: Value[] = [h];
@@ -172,5 +183,6 @@ export function detectUNet(keys: ReadonlySet<string>, shape: (key: string) => re
     linearProjection: projIn ? shape(projIn)!.length === 2 : false,
     inputBlocks, outputBlocks,
     middleHasAttention: keys.has(k('middle_block.1.proj_in.weight')),
+    admInChannels: shape(k('label_emb.0.0.weight'))?.[1],
   };
 }

@@ -8,6 +8,7 @@
 // function is pure (a new list, entries copied, tensors shared unless the node computes new ones)
 // and takes the node's inputs in the node's own order, so a workflow node is one call. How the
 // sampler uses the options is in comfy-guidance.ts.
+import { sdxlVector, type AdmKind } from '../models/sdxl-vector.js';
 import type { CondTensor } from './conditioning.js';
 
 /** ComfyUI's MASK: [batch, height, width] floats, usually at pixel size (resized to the latent when sampling). */
@@ -50,6 +51,18 @@ export interface ComfyCondEntry {
   /** `start_percent` / `end_percent` of the sampling schedule the entry is active in. */
   readonly startPercent?: number;
   readonly endPercent?: number;
+  /**
+   * SDXL size conditioning (CLIPTextEncodeSDXL / …Refiner): `width` / `height` are the original size,
+   * `crop_w` / `crop_h` the crop, `target_*` the base's target size, `aesthetic_score` the
+   * refiner's. Absent values get `encode_adm`'s defaults when sampling (see `comfyVector`).
+   */
+  readonly width?: number;
+  readonly height?: number;
+  readonly cropW?: number;
+  readonly cropH?: number;
+  readonly targetWidth?: number;
+  readonly targetHeight?: number;
+  readonly aestheticScore?: number;
 }
 
 export type ComfyConditioning = readonly ComfyCondEntry[];
@@ -57,6 +70,23 @@ export type ComfyConditioning = readonly ComfyCondEntry[];
 /** An entry made from hidden states alone (what CLIPTextEncode outputs, pooled output optional). */
 export function comfyConditioning(cond: CondTensor, pooledOutput?: Float32Array): ComfyConditioning {
   return [pooledOutput ? { cond, pooledOutput } : { cond }];
+}
+
+/**
+ * The vector y ComfyUI's `encode_model_conds` → `SDXL(.Refiner).encode_adm` gives an entry when
+ * sampling a latent of `latentWidth` × `latentHeight` cells: width / height default to the latent's
+ * size in pixels, the crop to 0, the target to width / height, the aesthetic score to 6 for the
+ * positive list and 2.5 for the negative one. Height is embedded before width.
+ */
+export function comfyVector(e: ComfyCondEntry, kind: AdmKind, latentWidth: number, latentHeight: number, promptType: 'positive' | 'negative'): Float32Array {
+  if (!e.pooledOutput) throw new Error('SDXL conditioning needs a pooled_output (encode the prompt with this SDXL model\'s CLIP)');
+  const width = e.width ?? latentWidth * 8;
+  const height = e.height ?? latentHeight * 8;
+  return sdxlVector(kind, e.pooledOutput, {
+    originalHeight: height, originalWidth: width, cropTop: e.cropH ?? 0, cropLeft: e.cropW ?? 0,
+    targetHeight: e.targetHeight ?? height, targetWidth: e.targetWidth ?? width,
+    aestheticScore: e.aestheticScore ?? (promptType === 'negative' ? 2.5 : 6),
+  });
 }
 
 /** node_helpers.conditioning_set_values: every entry copied with the values set. */

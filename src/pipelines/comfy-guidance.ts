@@ -17,12 +17,12 @@
 // uncond + (cond − uncond)·cfg. At cfg ≈ 1 the negative list is not evaluated (uncond = 0).
 //
 // Not modelled: ControlNet / GLIGEN / T2I entries, hooks and patches, `default` conds, the model
-// function wrappers and pre/post-CFG functions, SDXL's `y` (pooled output and size embedding:
-// UNetLike takes only a context), and the memory-based batch split (replaced by `maxBatchRows`).
+// function wrappers and pre/post-CFG functions, and the memory-based batch split (replaced by
+// `maxBatchRows`). SDXL's vector `y` is made per entry before resolving (`encode_model_conds`).
 import type { DiscreteSchedule } from '../sampling/discrete.js';
 import type { GuidedDenoiser, GuidedPrediction } from '../sampling/types.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { ComfyArea, ComfyCondEntry, ComfyConditioning } from './comfy-conditioning.js';
+import { comfyVector, type ComfyArea, type ComfyCondEntry, type ComfyConditioning } from './comfy-conditioning.js';
 import type { CondTensor } from './conditioning.js';
 import { denoisedFromOutput, tile, type UNetLike } from './denoiser.js';
 import { interpolate } from './masks.js';
@@ -173,7 +173,9 @@ export function comfyGuidedDenoiser(input: ComfyGuidanceInput): GuidedDenoiser {
   const { model, profile, schedule, shape, cfgScale } = input;
   const [B, C, H, W] = shape;
   const n = B * C * H * W;
-  const { positive, negative } = resolveComfyConds(input.positive, input.negative, H, W, schedule);
+  const adm = model.admKind;
+  const withY = (list: ComfyConditioning, type: 'positive' | 'negative'): ComfyConditioning => (adm ? list.map((e) => ({ ...e, cond: { ...e.cond, y: comfyVector(e, adm, W, H, type) } })) : list);
+  const { positive, negative } = resolveComfyConds(withY(input.positive, 'positive'), withY(input.negative, 'negative'), H, W, schedule);
   for (const e of [...positive, ...negative]) {
     if (e.mask && B % Math.min(e.mask.batch, B) !== 0) {
       throw new Error(`a conditioning mask batch of ${e.mask.batch} does not divide the latent batch of ${B}`);
@@ -300,8 +302,15 @@ export function comfyGuidedDenoiser(input: ComfyGuidanceInput): GuidedDenoiser {
       const row = tile(p.cond.data, 1, p.cond.tokens, width, tokens / p.cond.tokens);
       for (let b = 0; b < B; b++) context.set(row, (k * B + b) * ctxPer);
     });
+    let y: Tensor | undefined;
+    if (adm) {
+      const yw = batch[0].cond.y!.length;
+      const ys = new Float32Array(rows * yw);
+      batch.forEach((p, k) => { for (let b = 0; b < B; b++) ys.set(p.cond.y!, (k * B + b) * yw); });
+      y = Tensor.f32([rows, yw], ys);
+    }
     const result = await model.predict(
-      Tensor.f32([rows, C, ah, aw], xin), Tensor.f32([rows], new Float32Array(rows).fill(t)), Tensor.f32([rows, tokens, width], context),
+      Tensor.f32([rows, C, ah, aw], xin), Tensor.f32([rows], new Float32Array(rows).fill(t)), Tensor.f32([rows, tokens, width], context), y,
     );
     const out = result.toFloat32Array();
     batch.forEach((p, k) => {

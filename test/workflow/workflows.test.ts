@@ -20,8 +20,13 @@ const DIR = join(REF, '..', 'api', 'comfy', 'workflows');
 const SD1 = join(REF, 'ckpt', 'tiny-sd1-std.safetensors');
 const SD2 = join(REF, 'ckpt', 'tiny-sd2-std.safetensors');
 const SD2_NAMES = ['v2-1_768-ema-pruned.ckpt', '512-inpainting-ema.safetensors'];
+/** The SDXL files the published graphs name, played by the tiny SDXL base and refiner. */
+const SDXL_FILES: Record<string, string> = {
+  'sd_xl_base_1.0.safetensors': join(REF, 'sdxl', 'ckpt', 'tiny-sdxl.safetensors'),
+  'sd_xl_refiner_1.0.safetensors': join(REF, 'sdxl', 'ckpt', 'tiny-sdxl-refiner.safetensors'),
+};
 /** Families whose graphs validate but cannot run until their issues land. */
-const NOT_YET = ['sdxl', 'sd3.5', 'controlnet', 'clip_vision'];
+const NOT_YET = ['sd3.5', 'controlnet', 'clip_vision'];
 
 interface Entry {
   file: string;
@@ -38,7 +43,7 @@ const manifest = existsSync(DIR) ? JSON.parse(readFileSync(join(DIR, 'manifest.j
 async function hostFor(e: Entry): Promise<TestHost> {
   const host = new TestHost();
   const m = e.models_expected ?? {};
-  for (const n of m.ckpt_name ?? []) host.link('checkpoints', n, SD2_NAMES.includes(n) ? SD2 : SD1);
+  for (const n of m.ckpt_name ?? []) host.link('checkpoints', n, SDXL_FILES[n] ?? (SD2_NAMES.includes(n) ? SD2 : SD1));
   for (const n of m.lora_name ?? []) await writeTinyLora(join(host.dir('loras'), n));
   for (const n of m.hypernetwork_name ?? []) await writeHypernetwork(join(host.dir('hypernetworks'), n), [32, 64], 5);
   for (const n of m.model_name ?? []) await saveSafetensors(join(host.dir('upscale_models'), n), rrdbWeights({ layout: 'esrgan-new', nf: 8, gc: 4, nb: 1, ups: 1 }));
