@@ -58,6 +58,21 @@ async function loadModel(deps: A1111Deps, ckpt: CheckpointEntry): Promise<Stable
   return deps.resources.get(`checkpoint|${ckpt.filename}|${config ?? ''}`, await fileSize(ckpt.filename), () => loadCheckpoint(ckpt.filename, { config }));
 }
 
+/**
+ * Tokenizers by checkpoint: building one parses the whole CLIP vocabulary (a quarter of a second,
+ * mostly on the event loop), which would stall `/progress` at the start of every job.
+ */
+const tokenizers = new Map<string, Promise<ClipTokenizer>>();
+function tokenizerFor(path: string): Promise<ClipTokenizer> {
+  let t = tokenizers.get(path);
+  if (!t) {
+    t = ClipTokenizer.load({ modelPath: path });
+    tokenizers.set(path, t);
+    t.catch(() => tokenizers.delete(path));
+  }
+  return t;
+}
+
 function randomSeed(): number {
   return Math.floor(Math.random() * 4294967294);
 }
@@ -109,7 +124,7 @@ async function commonSetup(deps: A1111Deps, r: Txt2ImgRequest | Img2ImgRequest) 
   const overrides = r.override_settings ?? undefined;
   const ckpt = await deps.catalog.current(overrides?.sd_model_checkpoint);
   const model = await loadModel(deps, ckpt);
-  const tokenizer = await ClipTokenizer.load({ modelPath: ckpt.filename });
+  const tokenizer = await tokenizerFor(ckpt.filename);
   const { prompt, negative } = await stylesApplied(deps, r.styles, r.prompt ?? '', r.negative_prompt ?? '');
   const s = chooseSampler(r.sampler_name ?? r.sampler_index, r.scheduler);
   const seed = r.seed === null || r.seed < 0 ? randomSeed() : r.seed;

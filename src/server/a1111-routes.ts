@@ -85,7 +85,9 @@ export function a1111Routes(ctx: ServerContext, a: A1111Context) {
 
   /** Queues the job and waits; a client that hangs up before it starts takes it off the queue. */
   async function queued(req: FastifyRequest, reply: FastifyReply, payload: A1111Payload): Promise<unknown> {
-    const { promptId, done } = runner.submit('a1111', payload, { api: 'a1111', route: payload.route });
+    const taskId = 'force_task_id' in payload.body ? (payload.body as { force_task_id?: string | null }).force_task_id : undefined;
+    // A1111's force_task_id names the job; it shows in /queue so callers can find theirs
+    const { promptId, done } = runner.submit('a1111', payload, { api: 'a1111', route: payload.route, ...(taskId ? { task_id: taskId } : {}) });
     const onClose = () => { if (!reply.raw.writableFinished) runner.abandon(promptId); };
     reply.raw.on('close', onClose);
     try {

@@ -71,7 +71,8 @@ export class QueueRunner {
 
   /** The client of a waiting job went away: drop the job if it has not started (a started one runs on). */
   abandon(promptId: string): void {
-    if (this.current?.promptId === promptId) return;
+    // while stopping, connections close under waiting jobs: they stay queued for the next start
+    if (this.stopping || this.current?.promptId === promptId) return;
     const waiter = this.waiters.get(promptId);
     if (!waiter) return;
     this.waiters.delete(promptId);
