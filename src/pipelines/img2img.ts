@@ -152,6 +152,7 @@ export function withConcat(model: UNetLike, concat: Float32Array, shape: readonl
   return {
     prediction: model.prediction,
     admKind: model.admKind,
+    unetHeads: model.unetHeads,
     async predict(x: Tensor, t: Tensor, ctx: Tensor, y?: Tensor, control?: readonly Tensor[]): Promise<Tensor> {
       const n = x.shape[0];
       const xs = x.toFloat32Array();
