@@ -6,6 +6,7 @@ import { compositeNodes } from './composite.js';
 import { controlNetNodes } from './controlnet.js';
 import { customSamplingNodes } from './custom-sampling.js';
 import { imageNodes } from './image.js';
+import { latentFileNodes } from './latent-files.js';
 import { latentNodes } from './latent.js';
 import { loaderNodes } from './loaders.js';
 import { maskNodes } from './mask.js';
@@ -15,5 +16,5 @@ import { samplingNodes } from './sampling.js';
 import { sdxlNodes } from './sdxl.js';
 
 export function builtinNodes(): NodeDef[] {
-  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...postprocessNodes, ...compositeNodes, ...maskNodes, ...mergingNodes, ...sdxlNodes, ...controlNetNodes];
+  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...latentFileNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...postprocessNodes, ...compositeNodes, ...maskNodes, ...mergingNodes, ...sdxlNodes, ...controlNetNodes];
 }
