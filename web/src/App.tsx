@@ -18,7 +18,7 @@ export function App() {
     const over = (e: DragEvent) => e.preventDefault();
     const drop = (e: DragEvent) => {
       const file = e.dataTransfer?.files[0];
-      if (!file || (e.target as HTMLElement | null)?.closest('[data-own-drop]')) return;
+      if (!file || (e.target instanceof Element && e.target.closest('[data-own-drop]'))) return;
       e.preventDefault();
       void dropFile(file);
     };
