@@ -49,14 +49,13 @@ suite('web UI in Chromium: generate, gallery, inpaint, workflow, PNG drop, promp
     await page.getByRole('textbox', { name: 'Negative prompt' }).fill('blurry');
     await page.getByTestId('token-count').first().filter({ hasText: /^\d+\/75$|^\?\/75$/ }).waitFor();
     for (const [label, v] of [['Steps', '3'], ['Width', '64'], ['Height', '64'], ['Seed', '4242']]) await page.getByLabel(label, { exact: true }).fill(v);
-    await page.evaluate(() => {
-      const w = window as unknown as { sawProgress: boolean };
-      w.sawProgress = false;
-      new MutationObserver(() => { if (document.querySelector('progress[aria-label=Progress]')) w.sawProgress = true; }).observe(document.body, { subtree: true, childList: true });
-    });
+    // page scripts as strings: this file is type-checked for Node, without the DOM library
+    await page.evaluate(`window.sawProgress = false;
+      new MutationObserver(() => { if (document.querySelector('progress[aria-label=Progress]')) window.sawProgress = true; })
+        .observe(document.body, { subtree: true, childList: true });`);
     await page.getByRole('textbox', { name: 'Prompt', exact: true }).press('Control+Enter');
     await page.getByRole('img', { name: prompt }).first().waitFor({ timeout: 60_000 });
-    assert.ok(await page.evaluate(() => (window as unknown as { sawProgress: boolean }).sawProgress), 'progress shown');
+    assert.ok(await page.evaluate('window.sawProgress'), 'progress shown');
     assert.match(await page.locator('.infotext').first().innerText(), /Seed: 4242/);
     if (SHOTS) await page.screenshot({ path: join(shots, 'generate-1280.png') });
 
@@ -96,12 +95,12 @@ suite('web UI in Chromium: generate, gallery, inpaint, workflow, PNG drop, promp
     const made = (await readdir(s.dirs.output)).find((f) => f.startsWith('wf'))!;
     const png = await readFile(join(s.dirs.output, made));
     await page.getByRole('tab', { name: 'Prompts' }).click();
-    await page.evaluate(async (b64) => {
-      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    await page.evaluate(`(() => {
+      const bytes = Uint8Array.from(atob('${png.toString('base64')}'), (c) => c.charCodeAt(0));
       const dt = new DataTransfer();
       dt.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
       window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-    }, png.toString('base64'));
+    })()`);
     await page.getByRole('status').filter({ hasText: 'loaded 7 nodes' }).waitFor();
     assert.equal(await page.locator('.react-flow__node').count(), 7);
 
