@@ -8,6 +8,7 @@ import { defaultModelsDir, listModelFiles, modelFolders, modelRoots, resolveMode
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import type { GeneratedImage } from '../pipelines/image-output.js';
 import { PROFILES, type ProfileName, type RngName } from '../pipelines/profiles.js';
+import { checkSwitchAt } from '../pipelines/refiner.js';
 import { checkTxt2ImgOptions, txt2img, type Progress } from '../pipelines/txt2img.js';
 import { DEVICES, type Device } from '../runtime/session.js';
 import { ClipTokenizer } from '../text/clip-tokenizer.js';
@@ -30,8 +31,9 @@ export interface GenerateFlags {
   seed?: number;
   rng?: RngName;
   profile: ProfileName;
-  width: number;
-  height: number;
+  /** Unset: the input image's size (img2img…), else 512×512, or 1024×1024 for SDXL models. */
+  width?: number;
+  height?: number;
   batch: number;
   clipSkip: number;
   eta?: number;
@@ -61,6 +63,23 @@ export interface GenerateFlags {
   hiresSteps?: number;
   hiresDenoise?: number;
   hiresUpscaler?: string;
+  refiner?: string;
+  refinerSwitchAt: number;
+  aestheticScore?: number;
+  negativeAestheticScore?: number;
+  originalSize?: { width: number; height: number };
+  targetSize?: { width: number; height: number };
+  crop?: { top: number; left: number };
+}
+
+/** `WxH` (or TOPxLEFT): two non-negative integers. */
+function sizeOption(flag: string) {
+  return (v: string) => {
+    const m = /^(\d+)x(\d+)$/i.exec(v.trim());
+    if (!m) throw new InvalidArgumentError(`${flag} takes WxH (two whole numbers), got '${v}'`);
+    const list = [Number(m[1]), Number(m[2])];
+    return { width: list[0], height: list[1], list };
+  };
 }
 
 /** A free name: FILE, else FILE-1, FILE-2 … — an existing image is never overwritten. */
@@ -143,7 +162,16 @@ export function generateRequest(flags: GenerateFlags, seed: number) {
     loras: flags.lora, hypernetworks: flags.hypernetwork, loraDirs: flags.loraDir, hypernetworkDirs: flags.hypernetworkDir,
     promptSyntax: flags.promptSyntax, emphasis: flags.emphasis === 'none' ? 'no-norm' as const : flags.emphasis,
     embeddings: flags.embeddings, wildcards: flags.wildcards,
+    sdxl: {
+      originalSize: flags.originalSize, targetSize: flags.targetSize, crop: flags.crop,
+      aestheticScore: flags.aestheticScore, negativeAestheticScore: flags.negativeAestheticScore,
+    },
   };
+}
+
+/** The image size when none was given: SDXL models are made for 1024×1024, SD1/SD2 for 512×512. */
+export function defaultSide(model: StableDiffusionModel): number {
+  return model.isSdxl ? 1024 : 512;
 }
 
 function hiresRequest(flags: GenerateFlags) {
@@ -209,7 +237,19 @@ async function generate(given: GenerateFlags): Promise<void> {
   const seed = flags.seed ?? Math.floor(Math.random() * 4294967295);
   const request = { ...generateRequest(flags, seed), hires: hiresRequest(flags) };
   checkTxt2ImgOptions(request);
-  await runImageCommand(flags, seed, (model, extras) => txt2img(model, { ...request, ...extras }), async (model, result) => {
+  checkSwitchAt(flags.refinerSwitchAt);
+  const refinerPath = flags.refiner ? resolveModel(flags.refiner, modelRoots(given.models), 'checkpoints') : undefined;
+  await runImageCommand(flags, seed, async (model, extras) => {
+    const side = defaultSide(model);
+    const sized = { ...request, width: request.width ?? side, height: request.height ?? side };
+    if (!refinerPath) return txt2img(model, { ...sized, ...extras });
+    const refiner = await loadCheckpoint(refinerPath, { device: flags.device, threads: flags.threads });
+    try {
+      return await txt2img(model, { ...sized, ...extras, refiner: { model: refiner, switchAt: flags.refinerSwitchAt } });
+    } finally {
+      await refiner.close();
+    }
+  }, async (model, result) => {
     if (!flags.saveLatent) return;
     // ComfyUI's SaveLatent format: the latent in the VAE's space (sampler output ÷ scale factor).
     const latent = Float32Array.from(result.latents, (v) => v / model.scaleFactor);
@@ -239,8 +279,8 @@ export function addGenerateOptions(cmd: Command, o: { imageInput?: boolean } = {
     .option('--seed <n>', 'seed (random when omitted)', intOption('--seed', 0, Number.MAX_SAFE_INTEGER))
     .addOption(new Option('--rng <source>', 'noise source: gpu/nv (A1111 Philox) or cpu (torch CPU generator); default by profile').choices(['cpu', 'gpu', 'nv']))
     .addOption(new Option('--profile <name>', 'reproduce the image of this tool for the same seed').choices([...PROFILES]).default('a1111'))
-    .option('-W, --width <px>', `image width, a multiple of 8${o.imageInput ? ' (default: the input\'s, rounded down to 8)' : ''}`, intOption('--width', 8, 8192), o.imageInput ? undefined : 512)
-    .option('-H, --height <px>', `image height, a multiple of 8${o.imageInput ? ' (default: the input\'s, rounded down to 8)' : ''}`, intOption('--height', 8, 8192), o.imageInput ? undefined : 512)
+    .option('-W, --width <px>', `image width, a multiple of 8 (default: ${o.imageInput ? 'the input\'s, rounded down to 8' : '512, 1024 for SDXL'})`, intOption('--width', 8, 8192))
+    .option('-H, --height <px>', `image height, a multiple of 8 (default: ${o.imageInput ? 'the input\'s, rounded down to 8' : '512, 1024 for SDXL'})`, intOption('--height', 8, 8192))
     .option('--batch <n>', 'images per run', intOption('--batch', 1, 64), 1)
     .option('--clip-skip <n>', 'stop the text encoder this many layers from the end (A1111 clip skip)', intOption('--clip-skip', 1, 12), 1)
     .option('--eta <x>', 'noise amount of ancestral / SDE samplers', floatOption('--eta', 0, 10))
@@ -269,7 +309,15 @@ export function addGenerateOptions(cmd: Command, o: { imageInput?: boolean } = {
     .option('--lora <path:weight[:te]>', 'apply a LoRA / LyCORIS file at a strength (text encoder: te, default = weight); repeatable', (v: string, prev: LoraSpec[]) => [...prev, parseLoraArg(v)], [] as LoraSpec[])
     .option('--hypernetwork <path:weight>', 'apply an A1111 hypernetwork (.pt) at a strength; repeatable', (v: string, prev: HypernetworkSpec[]) => [...prev, parseHypernetworkArg(v)], [] as HypernetworkSpec[])
     .option('--lora-dir <dir>', 'folder searched for <lora:name:weight> in the prompt (subfolders too); repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('--hypernetwork-dir <dir>', 'folder searched for <hypernet:name:weight> in the prompt; repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[]);
+    .option('--hypernetwork-dir <dir>', 'folder searched for <hypernet:name:weight> in the prompt; repeatable', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--original-size <WxH>', 'SDXL size conditioning: original size (default: the image size)', sizeOption('--original-size'))
+    .option('--target-size <WxH>', 'SDXL size conditioning: target size (default: the image size)', sizeOption('--target-size'))
+    .option('--crop <TOPxLEFT>', 'SDXL size conditioning: crop coordinates, top then left (default 0x0)', (v: string) => {
+      const [top, left] = sizeOption('--crop')(v).list;
+      return { top, left };
+    })
+    .option('--aesthetic-score <x>', 'SDXL refiner: aesthetic score of the prompt (default 6)', floatOption('--aesthetic-score', 0, 1000))
+    .option('--negative-aesthetic-score <x>', 'SDXL refiner: aesthetic score of the negative prompt (default 2.5)', floatOption('--negative-aesthetic-score', 0, 1000));
 }
 
 export function registerGenerate(program: Command): void {
@@ -279,5 +327,7 @@ export function registerGenerate(program: Command): void {
     .option('--hires-steps <n>', 'hires fix second-pass steps (default: --steps)', intOption('--hires-steps', 0, 1000))
     .option('--hires-denoise <x>', 'hires fix denoising strength, 0–1 (default 0.7)', floatOption('--hires-denoise', 0, 1))
     .option('--hires-upscaler <name|file>', 'Latent, "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)", "Latent (nearest-exact)", Lanczos, Nearest, or an ESRGAN model file (default Latent)')
+    .option('--refiner <file>', 'SDXL refiner checkpoint: it samples the end of the schedule (comfy: KSamplerAdvanced hand-off; a1111: switch inside the sampler)')
+    .option('--refiner-switch-at <x>', 'fraction of the schedule the base samples before the refiner takes over', floatOption('--refiner-switch-at', 0, 1), 0.8)
     .action(generate);
 }

@@ -11,7 +11,8 @@ import { detectClipText } from './clip-text.js';
 import { configBeside, readLdmConfig } from './ldm-config.js';
 import { openDiffusersFolder, openVaeWeights } from './diffusers.js';
 import { fileIdentity } from '../formats/file-identity.js';
-import { StableDiffusionModel, type Family, type ModelParts } from './sd-model.js';
+import { StableDiffusionModel, type Family, type ModelParts, type TextEncoderPart } from './sd-model.js';
+import { admWidth, type AdmKind } from './sdxl-vector.js';
 import { detectUNet, type UNetConfig } from './unet.js';
 
 export type { LoadOptions } from './load-options.js';
@@ -23,7 +24,9 @@ const TEXT_OPENCLIP = 'cond_stage_model.model';
 
 function describeNonCheckpoint(path: string, keys: readonly string[]): string {
   const has = (p: string) => keys.some((k) => k.startsWith(p));
-  if (has('conditioner.embedders.')) return `${path}: SDXL checkpoints are not supported yet (only SD 1.x and 2.x)`;
+  if (has('conditioner.embedders.')) return `${path}: an SDXL-style checkpoint whose text encoders latentkit does not recognise`;
+  if (keys.some((k) => /^(model\.diffusion_model\.)?joint_blocks\./.test(k))) return `${path}: an SD3 checkpoint; SD3 is not supported yet`;
+  if (keys.some((k) => /^(model\.diffusion_model\.)?double_blocks\./.test(k))) return `${path}: a Flux checkpoint; Flux is not supported yet`;
   if (has('lora_unet_') || has('lora_te') || keys.some((k) => k.includes('.lora_down.') || k.includes('.lora_A.'))) {
     return `${path}: this is a LoRA, not a checkpoint (use it with --lora)`;
   }
@@ -38,9 +41,8 @@ export async function describeSingleFile(path: string, sd: StateDict, options: L
   const keys = sd.keys();
   const keySet = new Set(keys);
   const shape = (k: string) => sd.info(k)?.shape;
-  if (!keySet.has(`${UNET}.input_blocks.0.0.weight`) || keys.some((k) => k.startsWith('conditioner.embedders.'))) {
-    throw new Error(describeNonCheckpoint(path, keys));
-  }
+  if (!keySet.has(`${UNET}.input_blocks.0.0.weight`)) throw new Error(describeNonCheckpoint(path, keys));
+  if (keys.some((k) => k.startsWith('conditioner.embedders.'))) return describeSdxl(path, sd, keySet, options);
   const textPrefix = keySet.has(`${TEXT_HF}.embeddings.token_embedding.weight`) ? TEXT_HF
     : keySet.has(`${TEXT_OPENCLIP}.token_embedding.weight`) ? TEXT_OPENCLIP : undefined;
   if (!textPrefix) throw new Error(`${path}: no text encoder found (expected '${TEXT_HF}.*' for SD1 or '${TEXT_OPENCLIP}.*' for SD2)`);
@@ -68,6 +70,53 @@ export async function describeSingleFile(path: string, sd: StateDict, options: L
   return {
     path, family, prediction, unet, text, alphasCumprod, prefixes: { unet: UNET, text: textPrefix, vae: VAE },
     padTokenId: family === 'sd1' ? 49407 : 0, textSkipBase: family === 'sd1' ? 1 : 2, textLayersRemoved: 0,
+  };
+}
+
+const SDXL_L = 'conditioner.embedders.0.transformer.text_model';
+
+/**
+ * SDXL single files (sgm layout): the base has CLIP-L at embedders.0 and OpenCLIP-G at embedders.1;
+ * the refiner has G alone at embedders.0 (A1111's and ComfyUI's detection key: `…model.ln_final.weight`).
+ */
+function describeSdxl(path: string, sd: StateDict, keySet: ReadonlySet<string>, options: LoadOptions): Omit<ModelParts, 'weights' | 'close'> {
+  const shape = (k: string) => sd.info(k)?.shape;
+  const gAt = (i: number) => `conditioner.embedders.${i}.model`;
+  const base = keySet.has(`${gAt(1)}.ln_final.weight`);
+  const refiner = !base && keySet.has(`${gAt(0)}.ln_final.weight`);
+  if (!base && !refiner) throw new Error(describeNonCheckpoint(path, sd.keys()));
+  const family: Family = base ? 'sdxl' : 'sdxl-refiner';
+  const adm: AdmKind = family;
+  const encoders: TextEncoderPart[] = [];
+  let unet;
+  try {
+    if (base) encoders.push({ name: 'clip_l', prefix: SDXL_L, padTokenId: 49407, config: detectClipText(keySet, shape, `${SDXL_L}.`, options.textHeads) });
+    const g = gAt(base ? 1 : 0);
+    encoders.push({ name: 'clip_g', prefix: g, padTokenId: 0, config: detectClipText(keySet, shape, `${g}.`, options.textHeads) });
+    // SDXL's UNet heads are 64 wide at every level (5, 10, 20 heads in the released base).
+    const heads: UNetConfig['heads'] = options.unetHeads ? { count: options.unetHeads } : { width: options.unetHeadWidth ?? 64 };
+    unet = detectUNet(keySet, shape, `${UNET}.`, heads);
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const g = encoders[encoders.length - 1].config;
+  const context = encoders.reduce((a, e) => a + e.config.width, 0);
+  if (unet.contextDim !== context) {
+    throw new Error(`${path}: the UNet expects ${unet.contextDim}-wide text conditioning but the text encoders give ${context}`);
+  }
+  if (!g.projectionDim) throw new Error(`${path}: the OpenCLIP-G text encoder has no text_projection (its pooled output conditions the UNet)`);
+  const want = admWidth(adm, g.projectionDim);
+  if (unet.admInChannels !== want) {
+    throw new Error(`${path}: the UNet's label_emb takes ${unet.admInChannels ?? 'no'} inputs; an SDXL ${base ? 'base' : 'refiner'} with a ${g.projectionDim}-wide pooled output needs ${want}`);
+  }
+  if (!keySet.has(`${VAE}.decoder.conv_in.weight`) && !options.vae) {
+    throw new Error(`${path}: the checkpoint has no VAE ('${VAE}.*'); pass a separate VAE file`);
+  }
+  return {
+    path, family, adm, prediction: options.prediction ?? predictionFromMetadata(sd.metadata) ?? 'eps', unet,
+    // The single-encoder fields point at G so code that asks for "the" text encoder gets the one with the pooled output.
+    text: g, textEncoders: encoders, prefixes: { unet: UNET, text: encoders[encoders.length - 1].prefix, vae: VAE },
+    padTokenId: 0, textSkipBase: 2, textLayersRemoved: 0,
   };
 }
 

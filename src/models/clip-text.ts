@@ -39,33 +39,71 @@ function selfAttention(g: GraphBuilder, cfg: ClipTextConfig, w: WeightScope, x: 
   return g.linear(g.attention(part(0), part(1), part(2), { heads: cfg.heads, bias: mask }), w.scope('out_proj'));
 }
 
-/**
- * Token ids [B, T] (or token embeddings [B, T, W]) → ln_final(h_n), where h_n is the output of the first `layers` blocks
- * (all of them for SD1; one fewer for SD2's "penultimate" and A1111's clip skip 2).
- */
-export function buildClipText(g: GraphBuilder, w: WeightScope, cfg: ClipTextConfig, ids: Value, layers = cfg.layers): Value {
-  if (!Number.isInteger(layers) || layers < 1 || layers > cfg.layers) {
-    throw new Error(`text encoder has ${cfg.layers} layers; cannot stop after ${layers} (clip skip out of range)`);
-  }
+/** h_0 = token (or given) embeddings + positions; then one pre-LN block per call of `block`. */
+function embedTokens(g: GraphBuilder, w: WeightScope, cfg: ClipTextConfig, ids: Value): Value {
   const hf = cfg.layout === 'hf';
   // A float input holds token embeddings looked up on the host (textual inversion puts its vectors there).
   const embedsIn = ids.type !== 'i64' && ids.type !== 'i32';
   const tok = embedsIn ? undefined : hf ? w.get('embeddings.token_embedding.weight', [undefined, cfg.width]) : w.get('token_embedding.weight', [undefined, cfg.width]);
   const pos = hf ? w.get('embeddings.position_embedding.weight', [cfg.contextLength, cfg.width]) : w.get('positional_embedding', [cfg.contextLength, cfg.width]);
-  let h = g.add(tok ? g.gather(tok, ids, 0) : ids, pos);
-  const mask = g.causalMask(cfg.contextLength);
-  for (let i = 0; i < layers; i++) {
-    if (hf) {
-      const l = w.scope(`encoder.layers.${i}`);
-      h = g.add(h, selfAttention(g, cfg, l.scope('self_attn'), g.layerNorm(h, l.scope('layer_norm1'), LN_EPS), mask));
-      h = g.add(h, mlp(g, cfg, l.scope('mlp.fc1'), l.scope('mlp.fc2'), g.layerNorm(h, l.scope('layer_norm2'), LN_EPS)));
-    } else {
-      const l = w.scope(`transformer.resblocks.${i}`);
-      h = g.add(h, selfAttention(g, cfg, l.scope('attn'), g.layerNorm(h, l.scope('ln_1'), LN_EPS), mask));
-      h = g.add(h, mlp(g, cfg, l.scope('mlp.c_fc'), l.scope('mlp.c_proj'), g.layerNorm(h, l.scope('ln_2'), LN_EPS)));
-    }
+  return g.add(tok ? g.gather(tok, ids, 0) : ids, pos);
+}
+
+function block(g: GraphBuilder, w: WeightScope, cfg: ClipTextConfig, h: Value, i: number, mask: Value): Value {
+  if (cfg.layout === 'hf') {
+    const l = w.scope(`encoder.layers.${i}`);
+    h = g.add(h, selfAttention(g, cfg, l.scope('self_attn'), g.layerNorm(h, l.scope('layer_norm1'), LN_EPS), mask));
+    return g.add(h, mlp(g, cfg, l.scope('mlp.fc1'), l.scope('mlp.fc2'), g.layerNorm(h, l.scope('layer_norm2'), LN_EPS)));
   }
-  return g.layerNorm(h, w.scope(hf ? 'final_layer_norm' : 'ln_final'), LN_EPS);
+  const l = w.scope(`transformer.resblocks.${i}`);
+  h = g.add(h, selfAttention(g, cfg, l.scope('attn'), g.layerNorm(h, l.scope('ln_1'), LN_EPS), mask));
+  return g.add(h, mlp(g, cfg, l.scope('mlp.c_fc'), l.scope('mlp.c_proj'), g.layerNorm(h, l.scope('ln_2'), LN_EPS)));
+}
+
+const finalNorm = (g: GraphBuilder, w: WeightScope, cfg: ClipTextConfig, h: Value) => g.layerNorm(h, w.scope(cfg.layout === 'hf' ? 'final_layer_norm' : 'ln_final'), LN_EPS);
+
+function checkLayers(cfg: ClipTextConfig, layers: number, min = 1): void {
+  if (!Number.isInteger(layers) || layers < min || layers > cfg.layers) {
+    throw new Error(`text encoder has ${cfg.layers} layers; cannot stop after ${layers} (clip skip out of range)`);
+  }
+}
+
+/**
+ * Token ids [B, T] (or token embeddings [B, T, W]) → ln_final(h_n), where h_n is the output of the first `layers` blocks
+ * (all of them for SD1; one fewer for SD2's "penultimate" and A1111's clip skip 2).
+ */
+export function buildClipText(g: GraphBuilder, w: WeightScope, cfg: ClipTextConfig, ids: Value, layers = cfg.layers): Value {
+  checkLayers(cfg, layers);
+  let h = embedTokens(g, w, cfg, ids);
+  const mask = g.causalMask(cfg.contextLength);
+  for (let i = 0; i < layers; i++) h = block(g, w, cfg, h, i, mask);
+  return finalNorm(g, w, cfg, h);
+}
+
+/**
+ * SDXL's use of a text encoder: the raw hidden state h_layers (no final norm: sgm's CLIP-L
+ * `hidden_states[-2]`, OpenCLIP-G "penultimate") and, when `poolAt` ([B, T] one-hot at each row's
+ * first EOS) is given, the pooled output ln_final(h_L)[eos] @ text_projection, which always comes
+ * from the last block whatever layer the hidden state is taken from.
+ */
+export function buildClipTextHidden(g: GraphBuilder, w: WeightScope, cfg: ClipTextConfig, ids: Value, layers: number, poolAt?: Value): { hidden: Value; pooled?: Value } {
+  checkLayers(cfg, layers, 0);
+  let h = embedTokens(g, w, cfg, ids);
+  const mask = g.causalMask(cfg.contextLength);
+  let hidden = h;
+  const depth = poolAt ? cfg.layers : layers;
+  for (let i = 0; i < depth; i++) {
+    h = block(g, w, cfg, h, i, mask);
+    if (i + 1 === layers) hidden = h;
+  }
+  if (!poolAt) return { hidden };
+  if (!cfg.projectionDim) throw new Error('this text encoder has no text_projection, so no pooled output');
+  const last = finalNorm(g, w, cfg, h);
+  // [B, 1, T] × [B, T, W] picks each row's EOS vector without a data-dependent gather.
+  const picked = g.reshape(g.matmul(g.reshape(poolAt, [0, 1, -1]), last), [0, cfg.width]);
+  // OpenCLIP applies text_projection [W, E] as x @ P.
+  const pooled = g.matmul(picked, w.get('text_projection', [cfg.width, cfg.projectionDim]));
+  return { hidden, pooled };
 }
 
 /** Reads layout, width and depth off the keys; the head count follows CLIP's 64-wide heads unless given. */

@@ -1,15 +1,43 @@
-// A loaded SD1/SD2 checkpoint: its detected architecture and lazily built ONNX Runtime sessions for
-// the text encoder, the UNet and the VAE.
+// A loaded SD1/SD2/SDXL checkpoint: its detected architecture and lazily built ONNX Runtime sessions
+// for the text encoder(s), the UNet and the VAE.
 import { GraphBuilder } from '../graph/builder.js';
 import type { GraphIR } from '../graph/ir.js';
 import type { WeightSource } from '../graph/weights.js';
 import { SessionCache, type Device, type RuntimeOptions, type Session } from '../runtime/session.js';
 import { Tensor } from '../tensor/tensor.js';
-import { buildClipText, type ClipTextConfig } from './clip-text.js';
+import { buildClipText, buildClipTextHidden, type ClipTextConfig } from './clip-text.js';
+import type { AdmKind } from './sdxl-vector.js';
 import { buildUNet, type ContextHook, type UNetConfig } from './unet.js';
 import { buildVaeDecoder, buildVaeEncoder } from './vae.js';
 
-export type Family = 'sd1' | 'sd2';
+export type Family = 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner';
+
+/** One text encoder of an SDXL checkpoint: CLIP-L and OpenCLIP-G in the base, G alone in the refiner. */
+export interface TextEncoderPart {
+  readonly name: 'clip_l' | 'clip_g';
+  readonly config: ClipTextConfig;
+  /** Key prefix inside `weights.text` (no trailing dot). */
+  readonly prefix: string;
+  /** CLIP-L pads with EOS (HF tokenizer), OpenCLIP-G with 0. */
+  readonly padTokenId: number;
+}
+
+/**
+ * One SDXL text encoder as conditioning code uses it. `clipSkip` N gives h_{L+1−N} with no final
+ * norm: 2 (the default) is what sgm, ComfyUI and A1111 condition SDXL on; 1 is the last block's output.
+ */
+export interface TextEncoderView {
+  readonly name: 'clip_l' | 'clip_g';
+  readonly padTokenId: number;
+  readonly textWidth: number;
+  /** Width of the pooled output (G only). */
+  readonly pooledWidth?: number;
+  encodeText(ids: Tensor, clipSkip?: number): Promise<Tensor>;
+  encodeEmbeds(embeds: Tensor, clipSkip?: number): Promise<Tensor>;
+  tokenEmbeddings(ids: readonly number[]): Promise<Float32Array>;
+  /** G only: hidden states and the pooled output of ids [B, 77] or embeddings [B, 77, W]; `eos` is each row's first EOS position. */
+  encodeWithPooled?(input: Tensor, eos: readonly number[], clipSkip?: number): Promise<{ hidden: Tensor; pooled: Tensor }>;
+}
 export type Prediction = 'eps' | 'v';
 
 export interface ModelParts {
@@ -36,11 +64,26 @@ export interface ModelParts {
   readonly close: () => Promise<void>;
   /** Rewrites the keys / values context of every UNet attention (hypernetworks); none by default. */
   readonly unetContextHook?: ContextHook;
+  /** SDXL: the text encoders whose hidden states are concatenated (in this order) into the context. */
+  readonly textEncoders?: readonly TextEncoderPart[];
+  /** SDXL: the vector conditioning the UNet's label_emb takes. */
+  readonly adm?: AdmKind;
+}
+
+/** Rows `ids` of a [vocabulary × W] table, as one flat array. */
+function lookupRows(table: Float32Array, W: number, ids: readonly number[]): Float32Array {
+  const rows = table.length / W;
+  const out = new Float32Array(ids.length * W);
+  ids.forEach((id, i) => {
+    if (!Number.isInteger(id) || id < 0 || id >= rows) throw new RangeError(`token id ${id} is outside the text encoder's ${rows}-token vocabulary`);
+    out.set(table.subarray(id * W, (id + 1) * W), i * W);
+  });
+  return out;
 }
 
 export class StableDiffusionModel {
-  /** VAE latent scale factor (SD1 and SD2). */
-  readonly scaleFactor = 0.18215;
+  /** VAE latent scale factor: 0.18215 for SD1/SD2, 0.13025 for SDXL. */
+  readonly scaleFactor: number;
   readonly latentChannels: number;
   private readonly sessions: SessionCache;
   /** False for a view made by `derive`, whose sessions belong to the model it came from. */
@@ -49,6 +92,7 @@ export class StableDiffusionModel {
   constructor(readonly parts: ModelParts, readonly runtime: RuntimeOptions = {}, sessions?: SessionCache) {
     // Inpainting UNets take 9 channels (x, mask, masked-image latent) but still denoise 4.
     this.latentChannels = parts.unet.outChannels;
+    this.scaleFactor = parts.adm ? 0.13025 : 0.18215;
     this.sessions = sessions ?? new SessionCache();
     this.ownsSessions = !sessions;
   }
@@ -75,6 +119,9 @@ export class StableDiffusionModel {
   get prediction(): Prediction { return this.parts.prediction; }
   get device(): Device { return this.runtime.device ?? 'cpu'; }
   get padTokenId(): number { return this.parts.padTokenId; }
+  /** The vector conditioning the UNet takes (SDXL base / refiner), undefined for SD1/SD2. */
+  get admKind(): AdmKind | undefined { return this.parts.adm; }
+  get isSdxl(): boolean { return this.parts.adm !== undefined; }
   get contextLength(): number { return this.parts.text.contextLength; }
 
   private builder(w: WeightSource): GraphBuilder {
@@ -99,15 +146,21 @@ export class StableDiffusionModel {
     };
   }
 
-  private unetGraphBuilder() {
+  /** `controlChannels`: the widths of the ControlNet residuals the graph takes as extra inputs. */
+  private unetGraphBuilder(controlChannels?: readonly number[]) {
     const cfg = this.parts.unet;
     return (g: GraphBuilder) => {
       const xi = g.input('x', ['B', cfg.inChannels, 'H', 'W'], this.io);
       const t = g.input('timesteps', ['B'], this.io);
       const c = g.input('context', ['B', 'T', cfg.contextDim], this.io);
-      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c, contextHook: this.parts.unetContextHook }), 'out');
+      const y = cfg.admInChannels ? g.input('y', ['B', cfg.admInChannels], this.io) : undefined;
+      const control = controlChannels?.map((ch, i) => g.input(`control_${i}`, ['B', ch, `CH${i}`, `CW${i}`], this.io));
+      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c, y, contextHook: this.parts.unetContextHook, control }), 'out');
     };
   }
+
+  /** The UNet's head layout (what a ControlNet controlling it uses unless told otherwise). */
+  get unetHeads(): UNetConfig['heads'] { return this.parts.unet.heads; }
 
   private decoderGraph() {
     return (g: GraphBuilder) => {
@@ -129,9 +182,10 @@ export class StableDiffusionModel {
    */
   validate(): void {
     const { weights, path } = this.parts;
-    const checks: [(g: GraphBuilder) => void, WeightSource][] = [
-      [this.textGraph(this.parts.text.layers), weights.text], [this.unetGraphBuilder(), weights.unet], [this.decoderGraph(), weights.vae],
-    ];
+    const texts: [(g: GraphBuilder) => void, WeightSource][] = this.parts.textEncoders
+      ? this.parts.textEncoders.map((p) => [this.encoderGraph(p, p.config.layers - 1, 'ids'), weights.text])
+      : [[this.textGraph(this.parts.text.layers), weights.text]];
+    const checks: [(g: GraphBuilder) => void, WeightSource][] = [...texts, [this.unetGraphBuilder(), weights.unet], [this.decoderGraph(), weights.vae]];
     for (const [build, w] of checks) {
       try {
         build(this.builder(w));
@@ -166,15 +220,7 @@ export class StableDiffusionModel {
     const name = cfg.layout === 'hf' ? 'embeddings.token_embedding.weight' : 'token_embedding.weight';
     const key = prefixes.text ? `${prefixes.text}.${name}` : name;
     this.tokenTable ??= this.parts.weights.text.read(key).then((t) => t.toFloat32Array());
-    const table = await this.tokenTable;
-    const W = cfg.width;
-    const rows = table.length / W;
-    const out = new Float32Array(ids.length * W);
-    ids.forEach((id, i) => {
-      if (!Number.isInteger(id) || id < 0 || id >= rows) throw new RangeError(`token id ${id} is outside the text encoder's ${rows}-token vocabulary`);
-      out.set(table.subarray(id * W, (id + 1) * W), i * W);
-    });
-    return out;
+    return lookupRows(await this.tokenTable, cfg.width, ids);
   }
 
   /**
@@ -194,11 +240,85 @@ export class StableDiffusionModel {
     return out.hidden.to('f32');
   }
 
-  /** The raw UNet: eps or v for x at (fractional) timesteps under the given context. */
-  async predict(x: Tensor, timesteps: Tensor, context: Tensor): Promise<Tensor> {
-    const s = await this.session(this.unetGraphBuilder(), this.parts.weights.unet);
-    const out = await s.run({ x: x.to(this.io), timesteps: timesteps.to(this.io), context: context.to(this.io) });
+  /**
+   * The raw UNet: eps or v for x at (fractional) timesteps under the given context (and vector `y`
+   * for SDXL). `control`: ControlNet residuals already scaled (input block 0 first, middle last).
+   */
+  async predict(x: Tensor, timesteps: Tensor, context: Tensor, y?: Tensor, control?: readonly Tensor[]): Promise<Tensor> {
+    const adm = this.parts.unet.admInChannels;
+    if (adm && !y) throw new Error(`${this.path}: this UNet needs its ${adm}-wide vector conditioning (SDXL's pooled text and sizes)`);
+    const s = await this.session(this.unetGraphBuilder(control?.map((r) => r.shape[1])), this.parts.weights.unet);
+    const feeds: Record<string, Tensor> = { x: x.to(this.io), timesteps: timesteps.to(this.io), context: context.to(this.io) };
+    if (adm && y) feeds.y = y.to(this.io);
+    control?.forEach((r, i) => { feeds[`control_${i}`] = r.to(this.io); });
+    const out = await s.run(feeds);
     return out.out.to('f32');
+  }
+
+  /** Hidden state after `layers` blocks (no final norm) and, for encoders with a projection, the pooled output. */
+  private encoderGraph(p: TextEncoderPart, layers: number, input: 'ids' | 'embeds') {
+    const cfg = p.config;
+    return (g: GraphBuilder) => {
+      const x = input === 'ids' ? g.input('ids', ['B', cfg.contextLength], 'i64') : g.input('embeds', ['B', cfg.contextLength, cfg.width], this.io);
+      const pool = cfg.projectionDim ? g.input('pool', ['B', cfg.contextLength], this.io) : undefined;
+      const out = buildClipTextHidden(g, g.scope(p.prefix), cfg, x, layers, pool);
+      g.output(g.cast(out.hidden, this.io), 'hidden');
+      if (out.pooled) g.output(g.cast(out.pooled, this.io), 'pooled');
+    };
+  }
+
+  private encoderViews?: TextEncoderView[];
+
+  /** SDXL's text encoders, in the order their hidden states make up the context; empty for SD1/SD2. */
+  get textEncoders(): readonly TextEncoderView[] {
+    this.encoderViews ??= (this.parts.textEncoders ?? []).map((p) => this.encoderView(p));
+    return this.encoderViews;
+  }
+
+  private encoderView(p: TextEncoderPart): TextEncoderView {
+    const cfg = p.config;
+    const layersFor = (clipSkip = 2) => {
+      const layers = cfg.layers + 1 - clipSkip;
+      if (!Number.isInteger(clipSkip) || layers < 1) throw new Error(`clip skip ${clipSkip} is more than the ${p.name} text encoder's ${cfg.layers} layers`);
+      return layers;
+    };
+    const run = async (input: Tensor, eos: readonly number[], clipSkip?: number) => {
+      const kind = input.dtype === 'i64' || input.dtype === 'i32' ? 'ids' : 'embeds';
+      const s = await this.session(this.encoderGraph(p, layersFor(clipSkip), kind), this.parts.weights.text);
+      const B = input.shape[0];
+      const feeds: Record<string, Tensor> = { [kind]: kind === 'ids' ? input : input.to(this.io) };
+      if (cfg.projectionDim) {
+        const T = cfg.contextLength;
+        const pool = new Float32Array(B * T);
+        for (let b = 0; b < B; b++) pool[b * T + Math.min(Math.max(eos[b] ?? T - 1, 0), T - 1)] = 1;
+        feeds.pool = Tensor.f32([B, T], pool).to(this.io);
+      }
+      const out = await s.run(feeds);
+      return { hidden: out.hidden.to('f32'), pooled: out.pooled?.to('f32') };
+    };
+    const eosOf = (ids: Tensor) => {
+      const T = cfg.contextLength;
+      const v = ids.data as BigInt64Array | Int32Array;
+      return Array.from({ length: ids.shape[0] }, (_, b) => {
+        for (let t = 0; t < T; t++) if (Number(v[b * T + t]) === 49407) return t;
+        return T - 1;
+      });
+    };
+    let table: Promise<Float32Array> | undefined;
+    const tokenKey = `${p.prefix}.${cfg.layout === 'hf' ? 'embeddings.token_embedding.weight' : 'token_embedding.weight'}`;
+    return {
+      name: p.name, padTokenId: p.padTokenId, textWidth: cfg.width, pooledWidth: cfg.projectionDim,
+      encodeText: async (ids, clipSkip) => (await run(ids, eosOf(ids), clipSkip)).hidden,
+      encodeEmbeds: async (embeds, clipSkip) => (await run(embeds, [], clipSkip)).hidden,
+      tokenEmbeddings: async (ids) => {
+        table ??= this.parts.weights.text.read(tokenKey).then((t) => t.toFloat32Array());
+        return lookupRows(await table, cfg.width, ids);
+      },
+      encodeWithPooled: cfg.projectionDim ? async (input, eos, clipSkip) => {
+        const r = await run(input, eos, clipSkip);
+        return { hidden: r.hidden, pooled: r.pooled! };
+      } : undefined,
+    };
   }
 
   /** decoder(post_quant_conv(z)) for z already divided by the scale factor; values in about [-1, 1]. */

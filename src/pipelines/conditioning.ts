@@ -10,7 +10,7 @@
 // batch, weighted tokens interpolated towards the encoding of an empty prompt.
 import type { EmbeddingLibrary } from '../adapters/textual-inversion.js';
 import { formatTiHashes } from '../adapters/textual-inversion.js';
-import type { StableDiffusionModel } from '../models/sd-model.js';
+import type { StableDiffusionModel, TextEncoderView } from '../models/sd-model.js';
 import { chunkA1111, chunkComfy, type EmbeddingMatcher, type EmbeddingVectors, type PromptChunk } from '../text/chunking.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import { parseExtraNetworks, type ExtraNetworkParams } from '../text/extra-networks.js';
@@ -19,6 +19,8 @@ import { Tensor } from '../tensor/tensor.js';
 
 const CHUNK = 75;
 const WINDOW = 77;
+/** CLIP's end-of-text id (both SDXL tokenizers). */
+const EOS = 49407;
 
 // ------------------------------------------------------------------------------ plain (no syntax)
 
@@ -79,6 +81,8 @@ export interface CondTensor {
   readonly data: Float32Array;
   readonly tokens: number;
   readonly width: number;
+  /** SDXL's vector conditioning of this prompt (pooled text + sizes), which the UNet's label_emb takes. */
+  readonly y?: Float32Array;
 }
 
 /** A1111's ScheduledPromptConditioning: used while the denoiser's step counter is ≤ endAtStep. */
@@ -106,8 +110,12 @@ export interface ConditioningResult extends TextConditioning {
   readonly extraNetworks: Record<string, ExtraNetworkParams[]>;
 }
 
-/** The model surface conditioning needs (tests may pass a stand-in). */
-export type TextEncoderLike = Pick<StableDiffusionModel, 'padTokenId' | 'textWidth' | 'encodeText' | 'encodeEmbeds' | 'tokenEmbeddings'>;
+/**
+ * The model surface conditioning needs (tests may pass a stand-in): an SD1/SD2 model or one SDXL
+ * text encoder. `encodeWithPooled` (OpenCLIP-G) also gives the pooled output of each window.
+ */
+export type TextEncoderLike = Pick<StableDiffusionModel, 'padTokenId' | 'textWidth' | 'encodeText' | 'encodeEmbeds' | 'tokenEmbeddings'>
+  & { encodeWithPooled?: TextEncoderView['encodeWithPooled'] };
 
 export interface ConditioningOptions {
   /** Sampling steps: prompt-editing switch points are read against them. */
@@ -123,6 +131,22 @@ export interface ConditioningOptions {
   readonly stripComments?: boolean;
   readonly embeddings?: EmbeddingLibrary;
   readonly warn?: (message: string) => void;
+  /** How texts become hidden states; by default the model's one text encoder (SD1/SD2). SDXL passes its own. */
+  readonly encoder?: PromptEncoder;
+}
+
+/** Turns prompt texts into conditioning, in either syntax; `negative` says which prompt of the pair the texts are. */
+export interface PromptEncoder {
+  a1111(texts: readonly string[], opts: A1111TextOptions, negative: boolean): Promise<CondTensor[]>;
+  comfy(text: string, opts: ComfyPromptOptions, negative: boolean): Promise<CondTensor>;
+}
+
+/** The encoder of SD1/SD2 models: their single text encoder. */
+export function singleEncoder(model: TextEncoderLike, tokenizer: ClipTokenizer): PromptEncoder {
+  return {
+    a1111: (texts, opts) => encodeA1111Texts(model, tokenizer, texts, opts),
+    comfy: (text, opts) => encodeComfyPrompt(model, tokenizer, text, opts),
+  };
 }
 
 // ------------------------------------------------------------------------------ encoding windows
@@ -142,8 +166,14 @@ function windowKey(w: Window, vectorIds: Map<Float32Array, number>): string {
   return key;
 }
 
-/** Encodes windows as one batch (identical windows once); returns [n·77·W]. */
-async function encodeWindows(model: TextEncoderLike, windows: readonly Window[], clipSkip: number): Promise<Float32Array> {
+/** Hidden states [n·77·W] of windows and, for encoders that have one, each window's pooled output [n·E]. */
+interface Encoded {
+  readonly hidden: Float32Array;
+  readonly pooled?: Float32Array;
+}
+
+/** Encodes windows as one batch (identical windows once). */
+async function encodeWindows(model: TextEncoderLike, windows: readonly Window[], clipSkip: number): Promise<Encoded> {
   const W = model.textWidth;
   const vectorIds = new Map<Float32Array, number>();
   const unique: Window[] = [];
@@ -157,21 +187,35 @@ async function encodeWindows(model: TextEncoderLike, windows: readonly Window[],
     }
     return i;
   });
-  let hidden: Float32Array;
+  let input: Tensor;
   if (unique.some((w) => w.vectors.length > 0)) {
     const embeds = await model.tokenEmbeddings(unique.flatMap((w) => w.ids));
     unique.forEach((w, b) => {
       for (const v of w.vectors) embeds.set(v.row, (b * WINDOW + v.pos) * W);
     });
-    hidden = (await model.encodeEmbeds(Tensor.f32([unique.length, WINDOW, W], embeds), clipSkip)).toFloat32Array();
+    input = Tensor.f32([unique.length, WINDOW, W], embeds);
   } else {
-    const ids = new Tensor('i64', [unique.length, WINDOW], BigInt64Array.from(unique.flatMap((w) => w.ids), (v) => BigInt(v)));
-    hidden = (await model.encodeText(ids, clipSkip)).toFloat32Array();
+    input = new Tensor('i64', [unique.length, WINDOW], BigInt64Array.from(unique.flatMap((w) => w.ids), (v) => BigInt(v)));
+  }
+  let hidden: Float32Array;
+  let pooledRows: Float32Array | undefined;
+  if (model.encodeWithPooled) {
+    // The pooled output is read at each window's first EOS (OpenCLIP's argmax of the ids).
+    const eos = unique.map((w) => { const i = w.ids.indexOf(EOS); return i < 0 ? WINDOW - 1 : i; });
+    const r = await model.encodeWithPooled(input, eos, clipSkip);
+    hidden = r.hidden.toFloat32Array();
+    pooledRows = r.pooled.toFloat32Array();
+  } else {
+    hidden = (input.dtype === 'i64' ? await model.encodeText(input, clipSkip) : await model.encodeEmbeds(input, clipSkip)).toFloat32Array();
   }
   const per = WINDOW * W;
   const out = new Float32Array(windows.length * per);
   index.forEach((u, i) => out.set(hidden.subarray(u * per, (u + 1) * per), i * per));
-  return out;
+  if (!pooledRows) return { hidden: out };
+  const E = pooledRows.length / unique.length;
+  const pooled = new Float32Array(windows.length * E);
+  index.forEach((u, i) => pooled.set(pooledRows!.subarray(u * E, (u + 1) * E), i * E));
+  return { hidden: out, pooled };
 }
 
 // ------------------------------------------------------------------------------ emphasis
@@ -235,15 +279,23 @@ function a1111Window(chunk: PromptChunk, tokenizer: ClipTokenizer, padId: number
   return { ids, vectors };
 }
 
-interface A1111TextOptions {
+export interface A1111TextOptions {
   readonly emphasis: EmphasisMode;
   readonly clipSkip: number;
   readonly commaBacktrack: number;
   readonly matcher?: EmbeddingMatcher;
 }
 
-/** A1111 `FrozenCLIPEmbedderWithCustomWords.forward(texts)`: one CondTensor per text, all the same length. */
+/**
+ * A1111 `FrozenCLIPEmbedderWithCustomWords.forward(texts)`: one CondTensor per text, all the same
+ * length; for an encoder with a pooled output also each text's pooled vector, that of its first chunk
+ * (`zs[0].pooled`), not re-weighted by emphasis.
+ */
 export async function encodeA1111Texts(model: TextEncoderLike, tokenizer: ClipTokenizer, texts: readonly string[], opts: A1111TextOptions): Promise<CondTensor[]> {
+  return (await encodeA1111TextsPooled(model, tokenizer, texts, opts)).conds;
+}
+
+export async function encodeA1111TextsPooled(model: TextEncoderLike, tokenizer: ClipTokenizer, texts: readonly string[], opts: A1111TextOptions): Promise<{ conds: CondTensor[]; pooled?: Float32Array[] }> {
   const W = model.textWidth;
   const perText = texts.map((t) => chunkA1111(tokenizer, t, {
     commaBacktrack: opts.commaBacktrack, parseEmphasis: opts.emphasis !== 'off', embeddings: opts.matcher,
@@ -251,30 +303,55 @@ export async function encodeA1111Texts(model: TextEncoderLike, tokenizer: ClipTo
   const k = Math.max(...perText.map((c) => c.length));
   const empty: PromptChunk = { tokens: [tokenizer.bos, ...new Array<number>(WINDOW - 1).fill(tokenizer.eos)], multipliers: new Array<number>(WINDOW).fill(1), fixes: [] };
   const outs = texts.map(() => new Float32Array(k * WINDOW * W));
+  let pooled: Float32Array[] | undefined;
   for (let i = 0; i < k; i++) {
     const batch = perText.map((c) => c[i] ?? empty);
-    const z = await encodeWindows(model, batch.map((c) => a1111Window(c, tokenizer, model.padTokenId)), opts.clipSkip);
+    const r = await encodeWindows(model, batch.map((c) => a1111Window(c, tokenizer, model.padTokenId)), opts.clipSkip);
+    const z = r.hidden;
+    if (i === 0 && r.pooled) {
+      const E = r.pooled.length / texts.length;
+      pooled = texts.map((_, j) => r.pooled!.slice(j * E, (j + 1) * E));
+    }
     applyEmphasis(z, batch.map((c) => c.multipliers), W, opts.emphasis, true);
     outs.forEach((o, j) => o.set(z.subarray(j * WINDOW * W, (j + 1) * WINDOW * W), i * WINDOW * W));
   }
-  return outs.map((data) => ({ data, tokens: k * WINDOW, width: W }));
+  return { conds: outs.map((data) => ({ data, tokens: k * WINDOW, width: W })), pooled };
 }
 
-async function scheduleConds(model: TextEncoderLike, tokenizer: ClipTokenizer, schedule: readonly [number, string][], opts: A1111TextOptions): Promise<ScheduledCond[]> {
-  const conds = await encodeA1111Texts(model, tokenizer, schedule.map(([, t]) => t), opts);
+async function scheduleConds(encoder: PromptEncoder, schedule: readonly [number, string][], opts: A1111TextOptions, negative: boolean): Promise<ScheduledCond[]> {
+  const conds = await encoder.a1111(schedule.map(([, t]) => t), opts, negative);
   return schedule.map(([endAtStep], i) => ({ endAtStep, cond: conds[i] }));
 }
 
 // ------------------------------------------------------------------------------ ComfyUI
 
+export interface ComfyPromptOptions {
+  readonly clipSkip?: number;
+  readonly embeddings?: (name: string) => EmbeddingVectors | undefined;
+  readonly warn?: (m: string) => void;
+  /**
+   * Sections to reach by appending the empty prompt's (CLIPTextEncodeSDXL evens out text_g and
+   * text_l this way before encoding).
+   */
+  readonly minSections?: number;
+}
+
+/** Sections (77-token windows) ComfyUI's tokenizer makes of a prompt. */
+export function comfySectionCount(tokenizer: ClipTokenizer, prompt: string, opts: Pick<ComfyPromptOptions, 'embeddings'> = {}): number {
+  return chunkComfy(tokenizer, prompt, { embeddings: opts.embeddings }).length;
+}
+
 /** ComfyUI CLIPTextEncode of one prompt: [77·chunks, W]. */
-export async function encodeComfyPrompt(
-  model: TextEncoderLike, tokenizer: ClipTokenizer, prompt: string,
-  opts: { clipSkip?: number; embeddings?: (name: string) => EmbeddingVectors | undefined; warn?: (m: string) => void } = {},
-): Promise<CondTensor> {
+export async function encodeComfyPrompt(model: TextEncoderLike, tokenizer: ClipTokenizer, prompt: string, opts: ComfyPromptOptions = {}): Promise<CondTensor> {
+  return (await encodeComfyPromptPooled(model, tokenizer, prompt, opts)).cond;
+}
+
+/** encodeComfyPrompt, with the pooled output of the first section for an encoder that has one (SDXL's G). */
+export async function encodeComfyPromptPooled(model: TextEncoderLike, tokenizer: ClipTokenizer, prompt: string, opts: ComfyPromptOptions = {}): Promise<{ cond: CondTensor; pooled?: Float32Array }> {
   const W = model.textWidth;
   const pad = model.padTokenId;
   const batches = chunkComfy(tokenizer, prompt, { padId: pad, embeddings: opts.embeddings, warn: opts.warn });
+  while (batches.length < (opts.minSections ?? 0)) batches.push([[tokenizer.bos, 1.0, 0], [tokenizer.eos, 1.0, 0], ...Array.from({ length: WINDOW - 2 }, () => [pad, 1.0, 0] as [number, number, number])]);
   const weights = batches.map((b) => b.map((e) => e[1]));
   const hasWeights = weights.some((ws) => ws.some((w) => w !== 1.0));
   const windows: Window[] = batches.map((b) => {
@@ -297,7 +374,8 @@ export async function encodeComfyPrompt(
     return { ids, vectors };
   });
   if (hasWeights) windows.push({ ids: [tokenizer.bos, tokenizer.eos, ...new Array<number>(WINDOW - 2).fill(pad)], vectors: [] });
-  const z = await encodeWindows(model, windows, opts.clipSkip ?? 1);
+  const r = await encodeWindows(model, windows, opts.clipSkip ?? 1);
+  const z = r.hidden;
   const per = WINDOW * W;
   const data = new Float32Array(batches.length * per);
   for (let k = 0; k < batches.length; k++) {
@@ -305,7 +383,9 @@ export async function encodeComfyPrompt(
     if (hasWeights) applyComfyWeights(section, z.subarray(batches.length * per, (batches.length + 1) * per), weights[k], W, true);
     data.set(section, k * per);
   }
-  return { data, tokens: batches.length * WINDOW, width: W };
+  // ComfyUI's pooled output is that of the first section (`first_pooled`), never weighted.
+  const pooled = r.pooled ? r.pooled.slice(0, r.pooled.length / windows.length) : undefined;
+  return { cond: { data, tokens: batches.length * WINDOW, width: W }, pooled };
 }
 
 /** `embedding:name` words of a ComfyUI prompt (what its tokenizer will try to load). */
@@ -330,10 +410,11 @@ export async function encodeConditioning(model: TextEncoderLike, tokenizer: Clip
   const clipSkip = opts.clipSkip ?? 1;
   const library = opts.embeddings;
   library?.resetUsage();
+  const encoder = opts.encoder ?? singleEncoder(model, tokenizer);
   if ((opts.syntax ?? 'a1111') === 'comfy') {
     const lookup = library ? await library.comfyPreload(comfyEmbeddingNames(`${prompt}\n${negative}`)) : undefined;
-    const c = await encodeComfyPrompt(model, tokenizer, prompt, { clipSkip, embeddings: lookup, warn: opts.warn });
-    const u = await encodeComfyPrompt(model, tokenizer, negative, { clipSkip, embeddings: lookup, warn: opts.warn });
+    const c = await encoder.comfy(prompt, { clipSkip, embeddings: lookup, warn: opts.warn }, false);
+    const u = await encoder.comfy(negative, { clipSkip, embeddings: lookup, warn: opts.warn }, true);
     const used = library ? await library.usedEmbeddings() : [];
     return {
       cond: [{ weight: 1, schedule: [{ endAtStep: opts.steps, cond: c }] }],
@@ -358,8 +439,8 @@ export async function encodeConditioning(model: TextEncoderLike, tokenizer: Clip
   };
   // A1111 caches by prompt text, so a repeated AND part is encoded once.
   const flatConds: ScheduledCond[][] = [];
-  for (const s of schedules) flatConds.push(await scheduleConds(model, tokenizer, s, textOpts));
-  const uncond = await scheduleConds(model, tokenizer, negSchedule, textOpts);
+  for (const s of schedules) flatConds.push(await scheduleConds(encoder, s, textOpts, false));
+  const uncond = await scheduleConds(encoder, negSchedule, textOpts, true);
   const used = library ? await library.usedEmbeddings() : [];
   const bracketed = texts.some((t) => t.includes('(') || t.includes('['));
   return {

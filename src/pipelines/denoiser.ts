@@ -13,8 +13,11 @@ import { Tensor } from '../tensor/tensor.js';
 import { condAtStep, type CondTensor, type TextConditioning } from './conditioning.js';
 import type { Profile } from './profiles.js';
 
-/** What the denoiser needs of a model; pipelines may wrap it (e.g. inpainting adds mask channels). */
-export type UNetLike = Pick<StableDiffusionModel, 'prediction' | 'predict'>;
+/**
+ * What the denoiser needs of a model; pipelines may wrap it (e.g. inpainting adds mask channels).
+ * `admKind` (SDXL) says the UNet also takes each row's vector `y`.
+ */
+export type UNetLike = Pick<StableDiffusionModel, 'prediction' | 'predict'> & { readonly admKind?: StableDiffusionModel['admKind']; readonly unetHeads?: StableDiffusionModel['unetHeads'] };
 
 export interface GuidanceInput {
   readonly model: UNetLike;
@@ -44,6 +47,18 @@ interface StepContext {
   readonly uncond: Float32Array;
   readonly uncondTokens: number;
   readonly width: number;
+  /** SDXL: the vector y of each cond row and of the uncond, [rows × adm]. */
+  readonly condY?: Float32Array;
+  readonly uncondY?: Float32Array;
+}
+
+/** The rows' vectors side by side, or undefined when the conds carry none (SD1/SD2). */
+function stackY(ys: readonly (Float32Array | undefined)[]): Float32Array | undefined {
+  if (ys.some((y) => !y)) return undefined;
+  const n = ys[0]!.length;
+  const out = new Float32Array(ys.length * n);
+  ys.forEach((y, i) => out.set(y!, i * n));
+  return out;
 }
 
 function fixedContext(cond: Tensor, uncond: Tensor, B: number): StepContext {
@@ -77,10 +92,12 @@ function scheduledContext(tc: TextConditioning, step: number, B: number): StepCo
   const u = condAtStep(tc.uncond, step);
   const uncond = new Float32Array(B * u.tokens * width);
   for (let i = 0; i < B; i++) uncond.set(u.data, i * u.data.length);
+  const rowsOf = <T>(perImage: readonly T[]) => Array.from({ length: B }, () => perImage).flat();
   return {
     cond, condTokens: tokens, condRows: B * P,
     parts: Array.from({ length: B }, (_, i) => tc.cond.map((p, j) => [i * P + j, p.weight] as const)),
     uncond, uncondTokens: u.tokens, width,
+    condY: stackY(rowsOf(parts.map((p) => p.y))), uncondY: stackY(rowsOf([u.y])),
   };
 }
 
@@ -148,19 +165,28 @@ export function cfgDenoiser(input: GuidanceInput): GuidedDenoiser {
     return c;
   };
 
-  /** One UNet call: `rows` copies of x (image i repeated as `reps[i]`), each with its context row. */
-  async function unet(x: Float64Array, sigma: number, imageOfRow: readonly number[], context: Float32Array, tokens: number, width: number): Promise<Float32Array> {
+  /** One UNet call: `rows` copies of x (image i repeated as `reps[i]`), each with its context row (and vector y). */
+  async function unet(x: Float64Array, sigma: number, imageOfRow: readonly number[], context: Float32Array, tokens: number, width: number, y?: Float32Array): Promise<Float32Array> {
     const rows = imageOfRow.length;
     const xin = new Float32Array(rows * per);
     imageOfRow.forEach((img, r) => {
       for (let i = 0; i < per; i++) xin[r * per + i] = profile.scaleInput(x[img * per + i], sigma);
     });
     const t = profile.timestep(schedule, sigma);
+    if (model.admKind && !y) throw new Error('this SDXL model needs its vector conditioning (pooled text and sizes); the prompt was not encoded for SDXL');
     const out = await model.predict(
       Tensor.f32([rows, ...shape.slice(1)], xin), Tensor.f32([rows], new Float32Array(rows).fill(t)), Tensor.f32([rows, tokens, width], context),
+      y ? Tensor.f32([rows, y.length / rows], y) : undefined,
     );
     return out.toFloat32Array();
   }
+  const joinY = (a?: Float32Array, b?: Float32Array) => {
+    if (!a || !b) return undefined;
+    const out = new Float32Array(a.length + b.length);
+    out.set(a);
+    out.set(b, a.length);
+    return out;
+  };
 
   const toDenoised = (x: Float64Array, sigma: number, out: Float32Array, row: number, img: number): Float64Array =>
     denoisedFromOutput(model.prediction, x, img * per, sigma, out, row * per, per);
@@ -176,7 +202,7 @@ export function cfgDenoiser(input: GuidanceInput): GuidedDenoiser {
     let condOut: Float32Array;
     let uncondOut: Float32Array | undefined;
     if (!withUncond) {
-      condOut = await unet(x, sigma, condImages, ctx.cond, ctx.condTokens, W);
+      condOut = await unet(x, sigma, condImages, ctx.cond, ctx.condTokens, W, ctx.condY);
     } else if (ctx.condTokens === ctx.uncondTokens || profile.name === 'comfy') {
       let tokens = ctx.condTokens;
       let cond = ctx.cond;
@@ -190,14 +216,15 @@ export function cfgDenoiser(input: GuidanceInput): GuidedDenoiser {
       context.set(profile.condFirst ? cond : uncond, 0);
       context.set(profile.condFirst ? uncond : cond, profile.condFirst ? cond.length : uncond.length);
       const images = profile.condFirst ? [...condImages, ...uncondImages] : [...uncondImages, ...condImages];
-      const out = await unet(x, sigma, images, context, tokens, W);
+      const y = profile.condFirst ? joinY(ctx.condY, ctx.uncondY) : joinY(ctx.uncondY, ctx.condY);
+      const out = await unet(x, sigma, images, context, tokens, W, y);
       const condStart = profile.condFirst ? 0 : B;
       condOut = out.subarray(condStart * per, (condStart + ctx.condRows) * per);
       const uStart = profile.condFirst ? ctx.condRows : 0;
       uncondOut = out.subarray(uStart * per, (uStart + B) * per);
     } else {
-      condOut = await unet(x, sigma, condImages, ctx.cond, ctx.condTokens, W);
-      uncondOut = await unet(x, sigma, uncondImages, ctx.uncond, ctx.uncondTokens, W);
+      condOut = await unet(x, sigma, condImages, ctx.cond, ctx.condTokens, W, ctx.condY);
+      uncondOut = await unet(x, sigma, uncondImages, ctx.uncond, ctx.uncondTokens, W, ctx.uncondY);
     }
     input.onEval?.();
     const c = condImages.map((img, r) => toDenoised(x, sigma, condOut, r, img));

@@ -151,7 +151,9 @@ export function withConcat(model: UNetLike, concat: Float32Array, shape: readonl
   const extra = concat.length / (B * h * w);
   return {
     prediction: model.prediction,
-    async predict(x: Tensor, t: Tensor, ctx: Tensor): Promise<Tensor> {
+    admKind: model.admKind,
+    unetHeads: model.unetHeads,
+    async predict(x: Tensor, t: Tensor, ctx: Tensor, y?: Tensor, control?: readonly Tensor[]): Promise<Tensor> {
       const n = x.shape[0];
       const xs = x.toFloat32Array();
       const plane = h * w;
@@ -162,7 +164,7 @@ export function withConcat(model: UNetLike, concat: Float32Array, shape: readonl
         const src = (b % B) * extra * plane;
         out.set(concat.subarray(src, src + extra * plane), dst + C * plane);
       }
-      return model.predict(Tensor.f32([n, C + extra, h, w], out), t, ctx);
+      return model.predict(Tensor.f32([n, C + extra, h, w], out), t, ctx, y, control);
     },
   };
 }
@@ -224,7 +226,7 @@ export async function denoiseLatents(job: DenoiseJob): Promise<DenoiseResult> {
   }
   if (sigmas.length === 0) return { latents: init, shape, sigmas, seeds: noise.seeds, init, checked };
 
-  const text = await prepareText(model, opts, { seed, steps: job.textBaseSteps ?? steps, clipSkip, profile, schedule: job.textSchedule });
+  const text = await prepareText(model, opts, { seed, steps: job.textBaseSteps ?? steps, clipSkip, profile, schedule: job.textSchedule, size: { width: job.width, height: job.height } });
 
   const scale = profile.startScale(sigmas[0], profile.schedule().sigmaMax);
   const x = Float64Array.from(init, (v, i) => v + initial[i] * scale);

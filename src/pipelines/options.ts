@@ -7,11 +7,16 @@ import { parseSamplerName } from '../sampling/names.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ClipTokenizer } from '../text/clip-tokenizer.js';
 import type { EmphasisMode, PromptSyntax } from './conditioning.js';
+import type { SdxlEncoderOptions } from './sdxl-conditioning.js';
+import type { RefinerOptions } from './refiner.js';
 import type { GeneratedImage } from './image-output.js';
 import { getProfile, type Profile, type ProfileName, type RngName } from './profiles.js';
 import type { Progress } from './sample.js';
 
 export type EncodeMode = 'sample' | 'mean';
+
+/** SDXL's size and aesthetic conditioning (see sdxl-conditioning.ts); every field has A1111's default. */
+export type SdxlOptions = Omit<SdxlEncoderOptions, 'width' | 'height'>;
 
 export interface HiresOptions {
   /** Target size ÷ base size (A1111 "Upscale by"). */
@@ -83,6 +88,10 @@ export interface Txt2ImgOptions {
   readonly networksResolved?: boolean;
   /** Hires fix: a second, img2img pass at `scale` × the size (see pipelines/hires.ts). */
   readonly hires?: HiresOptions;
+  /** SDXL models: original / target size, crop, aesthetic scores, A1111's empty-negative zeroing and CLIP-L skip. */
+  readonly sdxl?: SdxlOptions;
+  /** SDXL refiner: the base samples the first `switchAt` of the schedule, the refiner the rest (see refiner.ts). */
+  readonly refiner?: RefinerOptions;
 }
 
 export interface Txt2ImgResult {

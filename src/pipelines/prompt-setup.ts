@@ -13,6 +13,7 @@ import { resolveDynamicPrompt } from '../text/dynamic-prompts.js';
 import { loraRequests, parseExtraNetworks } from '../text/extra-networks.js';
 import type { ScheduleOptions } from '../text/prompt-a1111.js';
 import { encodeConditioning, type ConditioningResult } from './conditioning.js';
+import { sdxlPromptEncoder } from './sdxl-conditioning.js';
 import type { Profile } from './profiles.js';
 import type { Txt2ImgOptions } from './options.js';
 
@@ -96,6 +97,8 @@ export interface PreparedText {
 /** Dynamic prompts, embeddings and conditioning for one run. */
 export async function prepareText(model: StableDiffusionModel, opts: PromptOptions, ctx: {
   readonly seed: number; readonly steps: number; readonly clipSkip: number; readonly profile: Profile; readonly schedule?: ScheduleOptions;
+  /** The size being generated: SDXL conditions on it (original and target size default to it). */
+  readonly size?: { readonly width: number; readonly height: number };
 }): Promise<PreparedText> {
   const tokenizer = opts.tokenizer ?? (await ClipTokenizer.load({ modelPath: model.path }));
   // Dynamic prompts are resolved once per call, from the first image's seed; the result is what the metadata records.
@@ -105,9 +108,11 @@ export async function prepareText(model: StableDiffusionModel, opts: PromptOptio
   const warn = (m: string) => { warnings.push(m); opts.onWarning?.(m); };
   const embeddings = opts.embeddings instanceof EmbeddingLibrary ? opts.embeddings
     : opts.embeddings?.length ? await EmbeddingLibrary.open(opts.embeddings, { width: model.textWidth, warn }) : undefined;
+  const size = ctx.size ?? { width: 1024, height: 1024 };
+  const encoder = model.isSdxl ? sdxlPromptEncoder(model, tokenizer, { ...size, ...opts.sdxl }) : undefined;
   const conditioning = await encodeConditioning(model, tokenizer, prompt, negativePrompt, {
     steps: ctx.steps, clipSkip: ctx.clipSkip, syntax: opts.promptSyntax ?? (ctx.profile.name === 'comfy' ? 'comfy' : 'a1111'),
-    emphasis: opts.emphasis, embeddings, warn, schedule: ctx.schedule,
+    emphasis: opts.emphasis, embeddings, warn, schedule: ctx.schedule, encoder,
   });
   return { prompt, negativePrompt, conditioning, warnings };
 }

@@ -8,6 +8,7 @@ import { prepareText, withNetworks } from './prompt-setup.js';
 import { sampleLatents } from './sample.js';
 import { decodeLatents, encodePng, type GeneratedImage } from './image-output.js';
 import { runNoise } from './profiles.js';
+import { sampleWithRefiner } from './refiner.js';
 
 /** One txt2img pass at the requested size (no hires fix): what `txt2img` and the hires first pass run. */
 export async function txt2imgPass(model: StableDiffusionModel, opts: Txt2ImgOptions): Promise<Txt2ImgResult> {
@@ -16,16 +17,27 @@ export async function txt2imgPass(model: StableDiffusionModel, opts: Txt2ImgOpti
   const schedule = profile.schedule();
   const sigmas = sigmasFor(profile.name, sampler, scheduler, steps);
   const shape: [number, number, number, number] = [batch, model.latentChannels, height / 8, width / 8];
-  const text = await prepareText(model, opts, { seed, steps, clipSkip, profile });
+  const text = await prepareText(model, opts, { seed, steps, clipSkip, profile, size: { width, height } });
 
   const noise = runNoise(profile, seed, shape, opts);
   const scale = profile.startScale(sigmas[0], schedule.sigmaMax);
   const x = Float64Array.from(noise.initial, (v) => v * scale);
 
-  const latents = await sampleLatents({
-    model, profile, sampler, sigmas, x, shape, conditioning: text.conditioning, cfgScale, noise: noise.source,
-    eta: opts.eta, sNoise: opts.sNoise, onProgress: opts.onProgress,
-  });
+  let latents: Float64Array;
+  if (opts.refiner) {
+    const refiner = opts.refiner.model;
+    const refinerText = await prepareText(refiner, { ...opts, tokenizer: opts.tokenizer }, { seed, steps, clipSkip, profile, size: { width, height } });
+    latents = await sampleWithRefiner({
+      base: model, refiner, switchAt: opts.refiner.switchAt ?? 0.8, profile, sampler, sigmas, x, shape, cfgScale,
+      baseText: text.conditioning, refinerText: refinerText.conditioning, noise: noise.source,
+      freshNoise: () => runNoise(profile, seed, shape, opts).source, eta: opts.eta, sNoise: opts.sNoise, onProgress: opts.onProgress,
+    });
+  } else {
+    latents = await sampleLatents({
+      model, profile, sampler, sigmas, x, shape, conditioning: text.conditioning, cfgScale, noise: noise.source,
+      eta: opts.eta, sNoise: opts.sNoise, onProgress: opts.onProgress,
+    });
+  }
 
   const rgb = await decodeLatents(model, latents, shape);
   const images: GeneratedImage[] = [];

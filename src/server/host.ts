@@ -3,14 +3,15 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { modelFolders, type ModelKind } from '../models/model-folders.js';
-import { DEFAULT_MAX_PIXELS, readImageFile, resolveImageName, resolveInside, saveImages, type FileFolders } from '../workflow/files.js';
-import type { EngineHost, FolderName, ImageBatch, SavedFile, SaveImagesRequest } from '../workflow/types.js';
+import { DEFAULT_MAX_PIXELS, readImageFile, resolveImageName, resolveInside, saveFile, saveImages, type FileFolders } from '../workflow/files.js';
+import type { EngineHost, FolderName, ImageBatch, SavedFile, SaveFileRequest, SaveImagesRequest } from '../workflow/types.js';
 import { readExtraModelPaths, type ExtraModelPath } from './extra-model-paths.js';
 
 /** ComfyUI's `supported_pt_extensions`. */
 const MODEL_EXTS = new Set(['.ckpt', '.pt', '.pt2', '.bin', '.pth', '.safetensors', '.pkl', '.sft']);
 const CONFIG_EXTS = new Set(['.yaml']);
 const IMAGE_EXTS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp']);
+const LATENT_EXTS = new Set(['.latent']);
 
 /** The folders `/models` lists (ComfyUI's names, legacy aliases left out). */
 export const MODEL_FOLDERS: readonly Exclude<FolderName, 'input'>[] = [
@@ -71,7 +72,7 @@ export class ServerHost implements EngineHost {
   }
 
   /** The existing folders of one kind, in search order (default extra paths, install roots, other extra paths). */
-  modelDirs(folder: Exclude<FolderName, 'input'>): string[] {
+  modelDirs(folder: Exclude<FolderName, 'input' | 'input_latents'>): string[] {
     const name = LEGACY[folder] ?? folder;
     const extra = (def: boolean) => this.extra.filter((e) => e.folder === name && e.isDefault === def).map((e) => e.path);
     const dirs = [...extra(true), ...modelFolders(this.roots, folder as ModelKind), ...extra(false)];
@@ -79,7 +80,7 @@ export class ServerHost implements EngineHost {
   }
 
   folderPaths(folder: FolderName): string[] {
-    return folder === 'input' ? [this.folders.input] : this.modelDirs(folder);
+    return folder === 'input' || folder === 'input_latents' ? [this.folders.input] : this.modelDirs(folder);
   }
 
   /** Forgets cached listings (after an upload, or when files may have changed). */
@@ -94,6 +95,8 @@ export class ServerHost implements EngineHost {
     const files: string[] = [];
     if (folder === 'input') {
       walk(this.folders.input, IMAGE_EXTS, '', 0, files);
+    } else if (folder === 'input_latents') {
+      walk(this.folders.input, LATENT_EXTS, '', 0, files);
     } else {
       const exts = folder === 'configs' ? CONFIG_EXTS : MODEL_EXTS;
       for (const dir of this.modelDirs(folder)) walk(dir, exts, '', 8, files);
@@ -104,6 +107,11 @@ export class ServerHost implements EngineHost {
   }
 
   resolveFile(folder: FolderName, name: string): string {
+    if (folder === 'input_latents') {
+      const p = resolveInside(this.folders.input, name.replace(/\\/g, '/'));
+      if (!p.endsWith('.latent') || !existsSync(p) || !statSync(p).isFile()) throw new Error(`${name}: no such .latent file in the input folder`);
+      return p;
+    }
     if (folder === 'input') {
       const p = resolveImageName(this.folders, name);
       if (!existsSync(p)) throw new Error(`${name}: no such file in the input folder`);
@@ -125,6 +133,10 @@ export class ServerHost implements EngineHost {
 
   saveImages(req: SaveImagesRequest): Promise<SavedFile[]> {
     return saveImages(this.folders, req);
+  }
+
+  saveFile(req: SaveFileRequest): Promise<SavedFile> {
+    return saveFile(this.folders, req);
   }
 
   /** `GET /embeddings`: names without extension. */

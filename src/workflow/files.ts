@@ -8,7 +8,7 @@ import { link, mkdir, open, readdir, realpath, rm, unlink } from 'node:fs/promis
 import { basename, dirname, isAbsolute, join, normalize, relative, sep } from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import { withPngText } from '../formats/png-text.js';
-import type { ImageBatch, SavedFile, SaveImagesRequest } from './types.js';
+import type { ImageBatch, SavedFile, SaveFileRequest, SaveImagesRequest } from './types.js';
 
 /** A path that would leave its folder (`outside`) or is malformed (`invalid`). */
 export class PathError extends Error {
@@ -237,27 +237,39 @@ export async function encodePng(rgb: Uint8Array, width: number, height: number, 
 /** SaveImage / PreviewImage: ComfyUI's names in `folders[req.type]`, one file per batch image. */
 export async function saveImages(folders: FileFolders, req: SaveImagesRequest, now = new Date()): Promise<SavedFile[]> {
   const { images } = req;
-  const root = folders[req.type];
-  await mkdir(root, { recursive: true });
-  const prefix = expandPrefix(req.prefix, images.width, images.height, now);
-  const { dir, subfolder, base } = splitPrefix(root, prefix);
-  await mkdir(dir, { recursive: true });
-  // mkdir may have followed a symlink made in between: check again on the real folder
-  if (!isInside(await realpath(root), await realpath(dir))) throw new PathError(`filename_prefix '${req.prefix}' leaves the ${req.type} folder`, 'outside');
   const pngs: Buffer[] = [];
   for (let b = 0; b < images.batch; b++) {
     pngs.push(await encodePng(imageToRgb8(images, b), images.width, images.height, req.pngInfo, req.compressLevel ?? 4));
   }
-  const bases = Array.from({ length: images.batch }, (_, b) => base.replaceAll('%batch_num%', String(b)));
+  const prefix = expandPrefix(req.prefix, images.width, images.height, now);
+  return writeCounted(folders, req.type, req.prefix, prefix, pngs.map((data, b) => ({ data, batch: b })), 'png');
+}
+
+/** SaveLatent and the like: one file named as ComfyUI names outputs (`%width%` and `%height%` are 0). */
+export async function saveFile(folders: FileFolders, req: SaveFileRequest, now = new Date()): Promise<SavedFile> {
+  const prefix = expandPrefix(req.prefix, 0, 0, now);
+  const [saved] = await writeCounted(folders, req.type ?? 'output', req.prefix, prefix, [{ data: req.data, batch: 0 }], req.extension);
+  return saved;
+}
+
+/** Writes each file as `<base>_<counter:05d>_.<ext>` in the prefix's subfolder, counters after the highest present. */
+async function writeCounted(folders: FileFolders, type: FolderType, given: string, prefix: string, files: readonly { data: Uint8Array; batch: number }[], ext: string): Promise<SavedFile[]> {
+  const root = folders[type];
+  await mkdir(root, { recursive: true });
+  const { dir, subfolder, base } = splitPrefix(root, prefix);
+  await mkdir(dir, { recursive: true });
+  // mkdir may have followed a symlink made in between: check again on the real folder
+  if (!isInside(await realpath(root), await realpath(dir))) throw new PathError(`filename_prefix '${given}' leaves the ${type} folder`, 'outside');
+  const bases = files.map((f) => base.replaceAll('%batch_num%', String(f.batch)));
   return withFolderLock(dir, async () => {
     let counter = nextCounter(await readdir(dir), [...new Set(bases)]);
     const out: SavedFile[] = [];
-    for (let b = 0; b < images.batch; b++) {
+    for (let b = 0; b < files.length; b++) {
       // another process may take a name between the scan and the write: skip to the next counter
       for (;;) {
-        const name = `${bases[b]}_${String(counter).padStart(5, '0')}_.png`;
-        if (!existsSync(join(dir, name)) && await writeNewFile(dir, name, pngs[b])) {
-          out.push({ filename: name, subfolder, type: req.type });
+        const name = `${bases[b]}_${String(counter).padStart(5, '0')}_.${ext}`;
+        if (!existsSync(join(dir, name)) && await writeNewFile(dir, name, files[b].data)) {
+          out.push({ filename: name, subfolder, type });
           break;
         }
         counter++;

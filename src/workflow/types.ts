@@ -31,7 +31,9 @@ export interface FileListSource {
 /** ComfyUI's folder names (`/models/{folder}`), plus the input folder of uploaded images. */
 export type FolderName =
   | 'checkpoints' | 'configs' | 'loras' | 'vae' | 'embeddings' | 'hypernetworks' | 'upscale_models'
-  | 'controlnet' | 'clip' | 'unet' | 'diffusion_models' | 'text_encoders' | 'clip_vision' | 'input';
+  | 'controlnet' | 'clip' | 'unet' | 'diffusion_models' | 'text_encoders' | 'clip_vision' | 'input'
+  /** `.latent` files at the top of the input folder (LoadLatent). */
+  | 'input_latents';
 
 /**
  * An input declaration: `[type, options]` where type is a type name (`INT`, `MODEL`, …, `COMBO`), a
@@ -121,6 +123,15 @@ export interface SaveImagesRequest {
   readonly compressLevel?: number;
 }
 
+export interface SaveFileRequest {
+  /** `filename_prefix` as the node received it. */
+  readonly prefix: string;
+  /** Without the dot (`latent`). */
+  readonly extension: string;
+  readonly data: Uint8Array;
+  readonly type?: 'output';
+}
+
 /**
  * What the engine needs from whoever runs it: folders, model files and image storage. The server
  * implements it over its `--models/--input/--output` folders; tests may implement it over a temp dir.
@@ -136,6 +147,8 @@ export interface EngineHost {
   readImage(name: string): Promise<{ image: ImageBatch; alpha?: Float32Array }>;
   /** Writes images as ComfyUI names them (prefix, subfolder, `_00001_` counter), atomically. */
   saveImages(req: SaveImagesRequest): Promise<SavedFile[]>;
+  /** Writes one file (SaveLatent) named as outputs are named, atomically, never overwriting. */
+  saveFile(req: SaveFileRequest): Promise<SavedFile>;
 }
 
 /** Messages a running prompt emits (ComfyUI websocket names and payloads, minus `prompt_id`, which the engine adds). */

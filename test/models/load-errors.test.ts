@@ -48,12 +48,12 @@ test('a checkpoint with a missing or misshapen tensor names the key, the shapes 
   await assert.rejects(loadCheckpoint(wrong, TINY_OPTIONS['tiny-sd1']), /weight 'first_stage_model\.decoder\.mid\.block_1\.conv1\.weight' has shape \[64, 64, 1, 1\] but the model expects/);
 });
 
-test('an unsupported family (SDXL) is named', async () => {
-  const sdxl = await variant('sdxl.safetensors', (t) => {
-    for (const k of [...t.keys()]) if (k.startsWith('cond_stage_model.')) t.delete(k);
-    t.set('conditioner.embedders.1.model.ln_final.weight', Tensor.f32([32]));
-  });
-  await assert.rejects(loadCheckpoint(sdxl, TINY_OPTIONS['tiny-sd1']), /sdxl\.safetensors: SDXL checkpoints are not supported yet/);
+test('an unsupported family (Flux, SD3) is named', async () => {
+  const strip = (t: Map<string, Tensor>) => { for (const k of [...t.keys()]) if (k.startsWith('model.diffusion_model.')) t.delete(k); };
+  const flux = await variant('flux.safetensors', (t) => { strip(t); t.set('model.diffusion_model.double_blocks.0.img_attn.norm.key_norm.scale', Tensor.f32([8])); });
+  await assert.rejects(loadCheckpoint(flux, TINY_OPTIONS['tiny-sd1']), /flux\.safetensors: a Flux checkpoint; Flux is not supported yet/);
+  const sd3 = await variant('sd3.safetensors', (t) => { strip(t); t.set('model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight', Tensor.f32([8, 8])); });
+  await assert.rejects(loadCheckpoint(sd3, TINY_OPTIONS['tiny-sd1']), /sd3\.safetensors: an SD3 checkpoint; SD3 is not supported yet/);
 });
 
 test('SD2 prediction type: metadata, then the output norm-bias spread (ComfyUI heuristic), then v', async () => {

@@ -1,13 +1,12 @@
 // A small EngineHost over a temp folder for engine tests (the server has the full one: safe paths,
 // ComfyUI file naming, PNG chunks). Models are linked in under the names a workflow asks for.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, symlinkSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import sharp from 'sharp';
-import { withPngText } from '../../src/formats/png-text.js';
-import { imageToRgb8 } from '../../src/workflow/files.js';
-import type { EngineHost, FolderName, ImageBatch, SavedFile, SaveImagesRequest } from '../../src/workflow/types.js';
+import { saveFile, saveImages } from '../../src/workflow/files.js';
+import type { EngineHost, FolderName, ImageBatch, SavedFile, SaveFileRequest, SaveImagesRequest } from '../../src/workflow/types.js';
 
 function walk(dir: string, root: string, out: string[]): string[] {
   if (!existsSync(dir)) return out;
@@ -22,10 +21,10 @@ function walk(dir: string, root: string, out: string[]): string[] {
 export class TestHost implements EngineHost {
   readonly root = mkdtempSync(join(tmpdir(), 'lk-wf-'));
   saved: { file: string; png: Buffer }[] = [];
-  private counter = 0;
 
   dir(folder: FolderName | 'output' | 'temp'): string {
-    const d = folder === 'input' || folder === 'output' || folder === 'temp' ? join(this.root, folder) : join(this.root, 'models', folder);
+    const top = folder === 'input_latents' ? 'input' : folder;
+    const d = top === 'input' || top === 'output' || top === 'temp' ? join(this.root, top) : join(this.root, 'models', top);
     mkdirSync(d, { recursive: true });
     return d;
   }
@@ -38,7 +37,8 @@ export class TestHost implements EngineHost {
   }
 
   listFiles(folder: FolderName): string[] {
-    return walk(this.dir(folder), this.dir(folder), []).sort();
+    const files = walk(this.dir(folder), this.dir(folder), []).sort();
+    return folder === 'input_latents' ? files.filter((f) => f.endsWith('.latent')) : files;
   }
 
   folderPaths(folder: FolderName): string[] {
@@ -63,19 +63,21 @@ export class TestHost implements EngineHost {
     return { image: { batch: 1, height: info.height, width: info.width, channels: 3, data: rgb }, alpha };
   }
 
+  private get folders() {
+    return { input: this.dir('input'), output: this.dir('output'), temp: this.dir('temp') };
+  }
+
+  /** The server's naming and PNG writing, so engine tests see what users get; each file is kept for assertions. */
   async saveImages(req: SaveImagesRequest): Promise<SavedFile[]> {
-    const out: SavedFile[] = [];
-    for (let b = 0; b < req.images.batch; b++) {
-      const filename = `${req.prefix}_${String(++this.counter).padStart(5, '0')}_.png`;
-      const rgb = imageToRgb8(req.images, b);
-      const png = await sharp(Buffer.from(rgb.buffer), { raw: { width: req.images.width, height: req.images.height, channels: 3 } }).png().toBuffer();
-      const text = Object.fromEntries(Object.entries(req.pngInfo ?? {}).map(([k, v]) => [k, JSON.stringify(v)]));
-      const file = join(this.dir(req.type), filename);
-      const withText = withPngText(png, text);
-      await writeFile(file, withText);
-      this.saved.push({ file, png: withText });
-      out.push({ filename, subfolder: '', type: req.type });
+    const out = await saveImages(this.folders, req);
+    for (const f of out) {
+      const file = join(this.dir(f.type), f.subfolder, f.filename);
+      this.saved.push({ file, png: await readFile(file) });
     }
     return out;
+  }
+
+  saveFile(req: SaveFileRequest): Promise<SavedFile> {
+    return saveFile(this.folders, req);
   }
 }

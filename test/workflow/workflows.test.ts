@@ -9,6 +9,7 @@ import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { WorkflowEngine, type ApiPrompt, type NodeErrors, type ValidationResult } from '../../src/workflow/engine.js';
 import { writeHypernetwork } from '../adapters/hypernetwork-fixtures.js';
+import { writeTinyControlNet } from '../models/controlnet-fixtures.js';
 import { rrdbWeights, saveSafetensors } from '../models/esrgan-fixtures.js';
 import { testPicture, writePng } from '../pipelines/img2img-fixtures.js';
 import { writeTinyLora } from '../pipelines/models.js';
@@ -20,8 +21,13 @@ const DIR = join(REF, '..', 'api', 'comfy', 'workflows');
 const SD1 = join(REF, 'ckpt', 'tiny-sd1-std.safetensors');
 const SD2 = join(REF, 'ckpt', 'tiny-sd2-std.safetensors');
 const SD2_NAMES = ['v2-1_768-ema-pruned.ckpt', '512-inpainting-ema.safetensors'];
+/** The SDXL files the published graphs name, played by the tiny SDXL base and refiner. */
+const SDXL_FILES: Record<string, string> = {
+  'sd_xl_base_1.0.safetensors': join(REF, 'sdxl', 'ckpt', 'tiny-sdxl.safetensors'),
+  'sd_xl_refiner_1.0.safetensors': join(REF, 'sdxl', 'ckpt', 'tiny-sdxl-refiner.safetensors'),
+};
 /** Families whose graphs validate but cannot run until their issues land. */
-const NOT_YET = ['sdxl', 'sd3.5', 'controlnet', 'clip_vision'];
+const NOT_YET = ['sd3.5', 'clip_vision'];
 
 interface Entry {
   file: string;
@@ -38,7 +44,7 @@ const manifest = existsSync(DIR) ? JSON.parse(readFileSync(join(DIR, 'manifest.j
 async function hostFor(e: Entry): Promise<TestHost> {
   const host = new TestHost();
   const m = e.models_expected ?? {};
-  for (const n of m.ckpt_name ?? []) host.link('checkpoints', n, SD2_NAMES.includes(n) ? SD2 : SD1);
+  for (const n of m.ckpt_name ?? []) host.link('checkpoints', n, SDXL_FILES[n] ?? (SD2_NAMES.includes(n) ? SD2 : SD1));
   for (const n of m.lora_name ?? []) await writeTinyLora(join(host.dir('loras'), n));
   for (const n of m.hypernetwork_name ?? []) await writeHypernetwork(join(host.dir('hypernetworks'), n), [32, 64], 5);
   for (const n of m.model_name ?? []) await saveSafetensors(join(host.dir('upscale_models'), n), rrdbWeights({ layout: 'esrgan-new', nf: 8, gc: 4, nb: 1, ups: 1 }));
@@ -50,7 +56,7 @@ async function hostFor(e: Entry): Promise<TestHost> {
     await sd.close();
     await writeSafetensors(join(host.dir('vae'), n), tensors);
   }
-  for (const n of m.control_net_name ?? []) host.link('controlnet', n, SD1);
+  for (const n of m.control_net_name ?? []) await writeTinyControlNet(join(host.dir('controlnet'), n), SD1);
   for (const n of m.clip_name ?? []) host.link('clip_vision', n, SD1);
   for (const n of e.input_images ?? []) await writePng(join(host.dir('input'), n), testPicture(64, 64));
   if ((e.needs ?? []).includes('embedding')) {

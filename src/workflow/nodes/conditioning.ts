@@ -3,6 +3,7 @@
 import { EmbeddingLibrary } from '../../adapters/textual-inversion.js';
 import { average, combine, comfyConditioning, concat, setArea, setAreaPercentage, setMask, setTimestepRange, setValues, zeroOut } from '../../pipelines/comfy-conditioning.js';
 import { comfyEmbeddingNames, encodeComfyPrompt } from '../../pipelines/conditioning.js';
+import { encodeComfySdxl } from '../../pipelines/sdxl-conditioning.js';
 import type { ImageBatch, MaskBatch, NodeContext } from '../types.js';
 import type { ClipValue, ConditioningValue, LatentValue, VaeValue } from '../values.js';
 import { defineNode } from './define.js';
@@ -31,6 +32,11 @@ export const clipNodes = [
     async run(i, ctx) {
       const clip = i.clip as ClipValue;
       const text = String(i.text);
+      if (clip.sd.isSdxl) {
+        // SDXLClipModel: both encoders on the same text, pooled output from G.
+        const r = await encodeComfySdxl(clip.sd, clip.tokenizer, text, text, { clipSkip: clip.clipSkip });
+        return { outputs: [comfyConditioning(r.cond, r.pooled)] };
+      }
       const warnings: string[] = [];
       const warn = (m: string) => { warnings.push(m); };
       const names = comfyEmbeddingNames(text);

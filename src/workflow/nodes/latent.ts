@@ -71,6 +71,12 @@ export async function encode(vae: VaeValue, pixels: ImageBatch, tiling?: { tile:
   return { samples: mean.toFloat32Array(), shape: mean.shape as unknown as Shape4 };
 }
 
+/** The tiled VAE nodes' `tile_size` / `overlap` (pixels) as latent tiles. */
+function latentTiles(i: Record<string, unknown>): { tile: number; overlap: number } {
+  const tile = Math.max(8, Math.floor((i.tile_size as number) / 8));
+  return { tile, overlap: Math.min(Math.floor((i.overlap as number) / 8), tile - 1) };
+}
+
 function mapPlanes(l: LatentValue, f: (plane: Float32Array, h: number, w: number) => { data: Float32Array; h: number; w: number }): LatentValue {
   const [B, C, h, w] = l.shape;
   let oh = h;
@@ -157,9 +163,7 @@ export const latentNodes = [
     },
     output: ['IMAGE'],
     async run(i) {
-      const tile = Math.max(8, Math.floor((i.tile_size as number) / 8));
-      const overlap = Math.min(Math.floor((i.overlap as number) / 8), tile - 1);
-      return { outputs: [await decode(i.vae as VaeValue, i.samples as LatentValue, { tile, overlap })] };
+      return { outputs: [await decode(i.vae as VaeValue, i.samples as LatentValue, latentTiles(i))] };
     },
   }),
   defineNode({
@@ -179,9 +183,7 @@ export const latentNodes = [
     },
     output: ['LATENT'],
     async run(i) {
-      const tile = Math.max(8, Math.floor((i.tile_size as number) / 8));
-      const overlap = Math.min(Math.floor((i.overlap as number) / 8), tile - 1);
-      return { outputs: [await encode(i.vae as VaeValue, i.pixels as ImageBatch, { tile, overlap })] };
+      return { outputs: [await encode(i.vae as VaeValue, i.pixels as ImageBatch, latentTiles(i))] };
     },
   }),
   defineNode({

@@ -18,7 +18,8 @@ async function checkpoint(ctx: NodeContext, name: string, config?: string): Prom
   const configPath = config ? ctx.host.resolveFile('configs', config) : undefined;
   const sd = await ctx.resources.get(`checkpoint|${path}|${configPath ?? ''}`, await fileSize(path), () => loadCheckpoint(path, { config: configPath }));
   const tokenizer = await ClipTokenizer.load({ modelPath: path });
-  return { sd, vae: sd, clip: { sd, clipSkip: 1, tokenizer } };
+  // Without CLIPSetLastLayer ComfyUI takes SDXL's encoders at layer −2 (SD1/SD2: the model's own default, −1 here).
+  return { sd, vae: sd, clip: { sd, clipSkip: sd.isSdxl ? 2 : 1, tokenizer } };
 }
 
 export const loaderNodes = [
