@@ -12,9 +12,13 @@ import { WsHub } from './comfy-ws.js';
 import type { Engine } from './engine-api.js';
 import type { ServerHost } from './host.js';
 import type { ServerContext } from './http.js';
+import { galleryRoutes } from './gallery-routes.js';
+import { promptRoutes } from './prompt-routes.js';
+import { PromptStore } from './prompt-store.js';
 import { QueueStore } from './queue-store.js';
 import { QueueRunner } from './runner.js';
 import { originRefused, tokenAccepted } from './security.js';
+import { webUi } from './web-ui.js';
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
 
@@ -97,6 +101,12 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
     await app.register(comfyFiles(ctx), { prefix });
   }
 
+  const prompts = new PromptStore(join(opts.dataDir, 'prompts.sqlite'));
+  await app.register(galleryRoutes(ctx, join(opts.dataDir, 'thumbs')));
+  await app.register(promptRoutes(prompts));
+  // last: its catch-all GET only gets the paths no route above claims
+  await app.register(webUi());
+
   hub.attach(app.server);
 
   let listening = false;
@@ -113,6 +123,7 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
       await hub.close();
       if (listening) await app.close();
       store.close();
+      prompts.close();
     },
   };
 }
