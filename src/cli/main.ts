@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { openStateDict } from '../formats/open.js';
 import { readPngText } from '../formats/png-text.js';
 import { registerGenerate } from './generate.js';
+import { registerPreprocess } from './preprocess.js';
 import { registerPrompt } from './prompt.js';
 import { registerImg2Img } from './img2img.js';
 import { registerMerge } from './merge.js';
@@ -61,6 +62,7 @@ export async function main(argv: string[]): Promise<void> {
   registerMerge(program);
   registerUpscale(program);
   registerModels(program);
+  registerPreprocess(program);
   registerServe(program);
   await program.parseAsync(argv);
 }

@@ -146,16 +146,21 @@ export class StableDiffusionModel {
     };
   }
 
-  private unetGraphBuilder() {
+  /** `controlChannels`: the widths of the ControlNet residuals the graph takes as extra inputs. */
+  private unetGraphBuilder(controlChannels?: readonly number[]) {
     const cfg = this.parts.unet;
     return (g: GraphBuilder) => {
       const xi = g.input('x', ['B', cfg.inChannels, 'H', 'W'], this.io);
       const t = g.input('timesteps', ['B'], this.io);
       const c = g.input('context', ['B', 'T', cfg.contextDim], this.io);
       const y = cfg.admInChannels ? g.input('y', ['B', cfg.admInChannels], this.io) : undefined;
-      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c, y, contextHook: this.parts.unetContextHook }), 'out');
+      const control = controlChannels?.map((ch, i) => g.input(`control_${i}`, ['B', ch, `CH${i}`, `CW${i}`], this.io));
+      g.output(buildUNet(g, g.scope(this.parts.prefixes.unet), cfg, { x: xi, timesteps: t, context: c, y, contextHook: this.parts.unetContextHook, control }), 'out');
     };
   }
+
+  /** The UNet's head layout (what a ControlNet controlling it uses unless told otherwise). */
+  get unetHeads(): UNetConfig['heads'] { return this.parts.unet.heads; }
 
   private decoderGraph() {
     return (g: GraphBuilder) => {
@@ -235,13 +240,17 @@ export class StableDiffusionModel {
     return out.hidden.to('f32');
   }
 
-  /** The raw UNet: eps or v for x at (fractional) timesteps under the given context (and vector `y` for SDXL). */
-  async predict(x: Tensor, timesteps: Tensor, context: Tensor, y?: Tensor): Promise<Tensor> {
+  /**
+   * The raw UNet: eps or v for x at (fractional) timesteps under the given context (and vector `y`
+   * for SDXL). `control`: ControlNet residuals already scaled (input block 0 first, middle last).
+   */
+  async predict(x: Tensor, timesteps: Tensor, context: Tensor, y?: Tensor, control?: readonly Tensor[]): Promise<Tensor> {
     const adm = this.parts.unet.admInChannels;
     if (adm && !y) throw new Error(`${this.path}: this UNet needs its ${adm}-wide vector conditioning (SDXL's pooled text and sizes)`);
-    const s = await this.session(this.unetGraphBuilder(), this.parts.weights.unet);
+    const s = await this.session(this.unetGraphBuilder(control?.map((r) => r.shape[1])), this.parts.weights.unet);
     const feeds: Record<string, Tensor> = { x: x.to(this.io), timesteps: timesteps.to(this.io), context: context.to(this.io) };
     if (adm && y) feeds.y = y.to(this.io);
+    control?.forEach((r, i) => { feeds[`control_${i}`] = r.to(this.io); });
     const out = await s.run(feeds);
     return out.out.to('f32');
   }

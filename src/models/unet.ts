@@ -44,7 +44,7 @@ function headsFor(cfg: UNetConfig, channels: number): number {
 }
 
 /** cos-first sinusoidal embedding of (possibly fractional) timesteps, as ldm's timestep_embedding. */
-function timestepEmbedding(g: GraphBuilder, t: Value, dim: number): Value {
+export function timestepEmbedding(g: GraphBuilder, t: Value, dim: number): Value {
   const half = Math.floor(dim / 2);
   // torch builds the frequencies in float32: exp(-ln(10000) * arange(half) / half)
   const freqs = Float32Array.from({ length: half }, (_, i) => Math.exp((-Math.log(10000) * Math.fround(i)) / half));
@@ -108,7 +108,7 @@ function spatialTransformer(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, x:
  * targets its size (as ComfyUI does, and A1111's concat hijack), so latents whose sides are not
  * multiples of 8 still line up.
  */
-function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: readonly BlockKind[], h: Value, emb: Value, context: Value, upTo?: Value, hook?: ContextHook): Value {
+export function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: readonly BlockKind[], h: Value, emb: Value, context: Value, upTo?: Value, hook?: ContextHook): Value {
   kinds.forEach((kind, m) => {
     const lw = w.scope(m);
     if (kind === 'res') h = resBlock(g, lw, h, emb);
@@ -119,14 +119,24 @@ function runBlock(g: GraphBuilder, cfg: UNetConfig, w: WeightScope, kinds: reado
   return h;
 }
 
+/** time_embed(timestep_embedding(t)): shared by the UNet and a ControlNet's copy of its encoder. */
+export function timeEmbed(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, timesteps: Value): Value {
+  const t = timestepEmbedding(g, timesteps, cfg.modelChannels);
+  return g.linear(g.silu(g.linear(t, w.scope('time_embed.0'))), w.scope('time_embed.2'));
+}
+
+export function middleKinds(cfg: UNetConfig): BlockKind[] {
+  return cfg.middleHasAttention ? ['res', 'attn', 'res'] : ['res', 'res'];
+}
+
 /**
  * Builds UNetModel(x, timesteps, context, y) → eps or v. `w` is scoped at `model.diffusion_model`.
  * Inputs: `x` [B, C, H, W], `timesteps` [B] (fractional allowed), `context` [B, T, ctx], and for
- * UNets with `label_emb` (SDXL) `y` [B, adm].
+ * UNets with `label_emb` (SDXL) `y` [B, adm]. `control`: ControlNet residuals, one per skip
+ * connection (input block 0 first) then the middle block's, added as cldm's ControlledUnetModel does.
  */
-export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: { x: Value; timesteps: Value; context: Value; y?: Value; contextHook?: ContextHook }): Value {
-  const t = timestepEmbedding(g, io.timesteps, cfg.modelChannels);
-  let emb = g.linear(g.silu(g.linear(t, w.scope('time_embed.0'))), w.scope('time_embed.2'));
+export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: { x: Value; timesteps: Value; context: Value; y?: Value; contextHook?: ContextHook; control?: readonly Value[] }): Value {
+  let emb = timeEmbed(g, w, cfg, io.timesteps);
   if (cfg.admInChannels) {
     if (!io.y) throw new Error(`this UNet takes a ${cfg.admInChannels}-wide vector conditioning (label_emb) but none was given`);
     // label_emb = Sequential(Sequential(Linear, SiLU, Linear)): added to the timestep embedding.
@@ -139,11 +149,15 @@ export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: 
     h = runBlock(g, cfg, w.scope(`input_blocks.${i + 1}`), kinds, h, emb, io.context, undefined, io.contextHook);
     skips.push(h);
   });
-  const mid: BlockKind[] = cfg.middleHasAttention ? ['res', 'attn', 'res'] : ['res', 'res'];
-  h = runBlock(g, cfg, w.scope('middle_block'), mid, h, emb, io.context, undefined, io.contextHook);
+  h = runBlock(g, cfg, w.scope('middle_block'), middleKinds(cfg), h, emb, io.context, undefined, io.contextHook);
+  const control = io.control;
+  if (control && control.length !== skips.length + 1) throw new Error(`this UNet takes ${skips.length + 1} control residuals, not ${control.length}`);
+  // The residual goes first in each Add so the sum keeps the UNet's own (symbolic) shape.
+  if (control) h = g.add(control[skips.length], h);
   cfg.outputBlocks.forEach((kinds, i) => {
-    const skip = skips.pop();
+    let skip = skips.pop();
     if (!skip) throw new Error('UNet has more output blocks than skip connections');
+    if (control) skip = g.add(control[skips.length], skip);
     h = runBlock(g, cfg, w.scope(`output_blocks.${i}`), kinds, g.concat([h, skip], 1), emb, io.context, skips[skips.length - 1], io.contextHook);
   });
   h = g.silu(g.groupNorm(h, w.scope('out.0'), GROUPS, RES_EPS));
@@ -153,35 +167,47 @@ export function buildUNet(g: GraphBuilder, w: WeightScope, cfg: UNetConfig, io: 
 /** Reads the block layout and widths off the key tree and tensor shapes. */
 export function detectUNet(keys: ReadonlySet<string>, shape: (key: string) => readonly number[] | undefined, prefix: string, heads: UNetConfig['heads']): UNetConfig {
   const k = (s: string) => `${prefix}${s}`;
-  const conv0 = shape(k('input_blocks.0.0.weight'));
   const out = shape(k('out.2.weight'));
-  if (!conv0 || !out) throw new Error(`no UNet found (missing ${k('input_blocks.0.0.weight')} or ${k('out.2.weight')})`);
-  const layerKinds = (block: string): BlockKind[] => {
-    const kinds: BlockKind[] = [];
-    for (let m = 0; ; m++) {
-      const p = `${block}.${m}.`;
-      if (keys.has(k(`${p}in_layers.0.weight`))) kinds.push('res');
-      else if (keys.has(k(`${p}proj_in.weight`))) kinds.push('attn');
-      else if (keys.has(k(`${p}op.weight`))) kinds.push('down');
-      else if (keys.has(k(`${p}conv.weight`))) kinds.push('up');
-      else break;
-    }
-    return kinds;
-  };
-  const inputBlocks: BlockKind[][] = [];
-  for (let i = 1; keys.has(k(`input_blocks.${i}.0.in_layers.0.weight`)) || keys.has(k(`input_blocks.${i}.0.op.weight`)); i++) inputBlocks.push(layerKinds(`input_blocks.${i}`));
+  if (!shape(k('input_blocks.0.0.weight')) || !out) throw new Error(`no UNet found (missing ${k('input_blocks.0.0.weight')} or ${k('out.2.weight')})`);
+  const enc = detectUNetEncoder(keys, shape, prefix, heads);
   const outputBlocks: BlockKind[][] = [];
-  for (let i = 0; keys.has(k(`output_blocks.${i}.0.in_layers.0.weight`)); i++) outputBlocks.push(layerKinds(`output_blocks.${i}`));
-  if (outputBlocks.length !== inputBlocks.length + 1) {
-    throw new Error(`UNet has ${inputBlocks.length + 1} input blocks but ${outputBlocks.length} output blocks`);
+  for (let i = 0; keys.has(k(`output_blocks.${i}.0.in_layers.0.weight`)); i++) outputBlocks.push(layerKinds(keys, k(`output_blocks.${i}`)));
+  if (outputBlocks.length !== enc.inputBlocks.length + 1) {
+    throw new Error(`UNet has ${enc.inputBlocks.length + 1} input blocks but ${outputBlocks.length} output blocks`);
   }
+  return { ...enc, outChannels: out[0], outputBlocks };
+}
+
+function layerKinds(keys: ReadonlySet<string>, block: string): BlockKind[] {
+  const kinds: BlockKind[] = [];
+  for (let m = 0; ; m++) {
+    const p = `${block}.${m}.`;
+    if (keys.has(`${p}in_layers.0.weight`)) kinds.push('res');
+    else if (keys.has(`${p}proj_in.weight`)) kinds.push('attn');
+    else if (keys.has(`${p}op.weight`)) kinds.push('down');
+    else if (keys.has(`${p}conv.weight`)) kinds.push('up');
+    else break;
+  }
+  return kinds;
+}
+
+/**
+ * The encoder half alone (time embedding, input blocks, middle block): what a ControlNet copies.
+ * `outChannels` is the input's and `outputBlocks` is empty.
+ */
+export function detectUNetEncoder(keys: ReadonlySet<string>, shape: (key: string) => readonly number[] | undefined, prefix: string, heads: UNetConfig['heads']): UNetConfig {
+  const k = (s: string) => `${prefix}${s}`;
+  const conv0 = shape(k('input_blocks.0.0.weight'));
+  if (!conv0) throw new Error(`no UNet encoder found (missing ${k('input_blocks.0.0.weight')})`);
+  const inputBlocks: BlockKind[][] = [];
+  for (let i = 1; keys.has(k(`input_blocks.${i}.0.in_layers.0.weight`)) || keys.has(k(`input_blocks.${i}.0.op.weight`)); i++) inputBlocks.push(layerKinds(keys, k(`input_blocks.${i}`)));
   const anyAttn = [...keys].find((key) => key.startsWith(prefix) && key.endsWith('.attn2.to_k.weight'));
   const contextDim = anyAttn ? shape(anyAttn)![1] : 0;
   const projIn = [...keys].find((key) => key.startsWith(prefix) && key.endsWith('.proj_in.weight'));
   return {
-    inChannels: conv0[1], outChannels: out[0], modelChannels: conv0[0], contextDim, heads,
+    inChannels: conv0[1], outChannels: conv0[1], modelChannels: conv0[0], contextDim, heads,
     linearProjection: projIn ? shape(projIn)!.length === 2 : false,
-    inputBlocks, outputBlocks,
+    inputBlocks, outputBlocks: [],
     middleHasAttention: keys.has(k('middle_block.1.proj_in.weight')),
     admInChannels: shape(k('label_emb.0.0.weight'))?.[1],
   };

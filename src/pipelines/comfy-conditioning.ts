@@ -8,7 +8,9 @@
 // function is pure (a new list, entries copied, tensors shared unless the node computes new ones)
 // and takes the node's inputs in the node's own order, so a workflow node is one call. How the
 // sampler uses the options is in comfy-guidance.ts.
+import type { ControlNet } from '../models/controlnet-model.js';
 import { sdxlVector, type AdmKind } from '../models/sdxl-vector.js';
+import type { ComfyControl, ControlImage } from './comfy-controlnet.js';
 import type { CondTensor } from './conditioning.js';
 
 /** ComfyUI's MASK: [batch, height, width] floats, usually at pixel size (resized to the latent when sampling). */
@@ -63,6 +65,10 @@ export interface ComfyCondEntry {
   readonly targetWidth?: number;
   readonly targetHeight?: number;
   readonly aestheticScore?: number;
+  /** `control`: the ControlNet chain applied to this entry (ControlNetApply / ControlNetApplyAdvanced). */
+  readonly control?: ComfyControl;
+  /** `control_apply_to_uncond` (the deprecated ControlNetApply): the sampler copies the control to the negative. */
+  readonly controlApplyToUncond?: boolean;
 }
 
 export type ComfyConditioning = readonly ComfyCondEntry[];
@@ -193,3 +199,56 @@ export function setTimestepRange(conditioning: ComfyConditioning, start: number,
   return setValues(conditioning, { startPercent: start, endPercent: end });
 }
 
+
+/** Every entry gets a unit chained to its own previous one; entries sharing a previous share the unit. */
+function applyUnit(conditioning: ComfyConditioning, make: (previous?: ComfyControl) => ComfyControl, toUncond: boolean, made: Map<ComfyControl | undefined, ComfyControl>): ComfyConditioning {
+  return conditioning.map((e) => {
+    let unit = made.get(e.control);
+    if (!unit) made.set(e.control, (unit = make(e.control)));
+    return { ...e, control: unit, controlApplyToUncond: toUncond };
+  });
+}
+
+/**
+ * ControlNetApplyAdvanced: the ControlNet with this image, strength and range on every entry of both
+ * lists (the negative gets control too); strength 0 leaves the lists as they are.
+ */
+export function controlNetApplyAdvanced(positive: ComfyConditioning, negative: ComfyConditioning, net: ControlNet, image: ControlImage, strength: number, startPercent: number, endPercent: number): [ComfyConditioning, ComfyConditioning] {
+  if (strength === 0) return [positive, negative];
+  const made = new Map<ComfyControl | undefined, ComfyControl>();
+  const make = (previous?: ComfyControl): ComfyControl => ({ net, image, strength, startPercent, endPercent, previous });
+  return [applyUnit(positive, make, false, made), applyUnit(negative, make, false, made)];
+}
+
+/** ControlNetApply (deprecated): positive only, marked for the sampler to copy to the negative. */
+export function controlNetApply(conditioning: ComfyConditioning, net: ControlNet, image: ControlImage, strength: number): ComfyConditioning {
+  if (strength === 0) return conditioning;
+  const made = new Map<ComfyControl | undefined, ComfyControl>();
+  return applyUnit(conditioning, (previous) => ({ net, image, strength, startPercent: 0, endPercent: 1, previous }), true, made);
+}
+
+/**
+ * samplers.py `apply_empty_x_to_equal_area` for `control`: unless an area-less negative entry has
+ * control already, the controls of the area-less positive entries marked `controlApplyToUncond` go
+ * onto the area-less negative entries (the i-th onto entry i mod n).
+ */
+interface ControlCarrier {
+  readonly area?: unknown;
+  readonly control?: ComfyControl;
+  readonly controlApplyToUncond?: boolean;
+}
+
+export function copyControlToUncond<T extends ControlCarrier>(positive: readonly T[], negative: readonly T[]): T[] {
+  const controls = positive.filter((e) => e.controlApplyToUncond && !e.area && e.control).map((e) => e.control!);
+  const out = [...negative];
+  if (controls.length === 0) return out;
+  const free = negative.flatMap((e, i) => (e.area ? [] : [{ e, i }]));
+  if (free.some(({ e }) => e.control)) return out;
+  const others = free.filter(({ e }) => !e.control);
+  if (others.length === 0) return out;
+  controls.forEach((control, x) => {
+    const { e, i } = others[x % others.length];
+    out[i] = { ...e, control };
+  });
+  return out;
+}

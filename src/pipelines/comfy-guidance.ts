@@ -16,13 +16,18 @@
 // prediction is Σ D·mult / (1e-37 + Σ mult), cells no entry covers are 0, and CFG gives
 // uncond + (cond − uncond)·cfg. At cfg ≈ 1 the negative list is not evaluated (uncond = 0).
 //
-// Not modelled: ControlNet / GLIGEN / T2I entries, hooks and patches, `default` conds, the model
+// ControlNet entries (comfy-controlnet.ts): an entry's control chain runs on the same batch as the
+// UNet call and only entries with the same chain share a batch; ControlNetApply's controls are
+// copied to the negative list after the twins are made (`apply_empty_x_to_equal_area`).
+//
+// Not modelled: GLIGEN / T2I entries, hooks and patches, `default` conds, the model
 // function wrappers and pre/post-CFG functions, and the memory-based batch split (replaced by
 // `maxBatchRows`). SDXL's vector `y` is made per entry before resolving (`encode_model_conds`).
 import type { DiscreteSchedule } from '../sampling/discrete.js';
 import type { GuidedDenoiser, GuidedPrediction } from '../sampling/types.js';
 import { Tensor } from '../tensor/tensor.js';
-import { comfyVector, type ComfyArea, type ComfyCondEntry, type ComfyConditioning } from './comfy-conditioning.js';
+import { comfyVector, copyControlToUncond, type ComfyArea, type ComfyCondEntry, type ComfyConditioning } from './comfy-conditioning.js';
+import { comfyControlResiduals, type ComfyControl } from './comfy-controlnet.js';
 import type { CondTensor } from './conditioning.js';
 import { denoisedFromOutput, tile, type UNetLike } from './denoiser.js';
 import { interpolate } from './masks.js';
@@ -44,6 +49,8 @@ export interface ResolvedCond {
   /** The entry is skipped while σ > sigmaStart or σ < sigmaEnd (ComfyUI's `timestep_start` / `timestep_end`). */
   readonly sigmaStart?: number;
   readonly sigmaEnd?: number;
+  readonly control?: ComfyControl;
+  readonly controlApplyToUncond?: boolean;
 }
 
 /** Python 3 `round`: halves go to the even neighbour. */
@@ -85,6 +92,7 @@ function resolveEntry(e: ComfyCondEntry, h: number, w: number, schedule: Discret
     cond: e.cond, area, strength: e.strength, mask, maskStrength: e.maskStrength,
     sigmaStart: e.startPercent !== undefined ? schedule.percentToSigma(e.startPercent) : undefined,
     sigmaEnd: e.endPercent !== undefined ? schedule.percentToSigma(e.endPercent) : undefined,
+    control: e.control, controlApplyToUncond: e.controlApplyToUncond,
   };
 }
 
@@ -123,7 +131,7 @@ export function resolveComfyConds(positive: ComfyConditioning, negative: ComfyCo
   // Dict order: positive's entries twin into negative first, then negative's (twins included) into positive.
   for (const c of [...lists[0]]) addTwin(lists[1], c);
   for (const c of [...lists[1]]) addTwin(lists[0], c);
-  return { positive: lists[0], negative: lists[1] };
+  return { positive: lists[0], negative: copyControlToUncond(lists[0], lists[1]) };
 }
 
 export interface ComfyGuidanceInput {
@@ -153,6 +161,7 @@ interface Prepared {
   /** Clamped area [h, w, y, x]; the whole latent when the entry has none. */
   readonly area: LatentArea;
   readonly hasArea: boolean;
+  readonly control?: ComfyControl;
   /** Weight per input value, [B, C, ah, aw], float32 values. */
   readonly mult: Float32Array;
 }
@@ -216,7 +225,7 @@ export function comfyGuidedDenoiser(input: ComfyGuidanceInput): GuidedDenoiser {
       mult.fill(strength);
       if (e.area) feather(mult, B * C, ah, aw, ay, ax);
     }
-    return { list, cond: e.cond, area, hasArea: e.area !== undefined, mult };
+    return { list, cond: e.cond, area, hasArea: e.area !== undefined, mult, control: e.control };
   }
 
   /** The fade at inner area edges: the t-th cell from an edge is scaled by (t + 1)/rr, rr = min(8, size // 4). */
@@ -249,7 +258,7 @@ export function comfyGuidedDenoiser(input: ComfyGuidanceInput): GuidedDenoiser {
       const first = toRun[0];
       const compatible: number[] = [];
       toRun.forEach((p, i) => {
-        if (p.area[0] === first.area[0] && p.area[1] === first.area[1] && contextsConcat(p.cond, first.cond)) compatible.push(i);
+        if (p.area[0] === first.area[0] && p.area[1] === first.area[1] && p.control === first.control && contextsConcat(p.cond, first.cond)) compatible.push(i);
       });
       compatible.reverse();
       let chosen = compatible.slice(0, 1);
@@ -309,9 +318,11 @@ export function comfyGuidedDenoiser(input: ComfyGuidanceInput): GuidedDenoiser {
       batch.forEach((p, k) => { for (let b = 0; b < B; b++) ys.set(p.cond.y!, (k * B + b) * yw); });
       y = Tensor.f32([rows, yw], ys);
     }
-    const result = await model.predict(
-      Tensor.f32([rows, C, ah, aw], xin), Tensor.f32([rows], new Float32Array(rows).fill(t)), Tensor.f32([rows, tokens, width], context), y,
-    );
+    const xt = Tensor.f32([rows, C, ah, aw], xin);
+    const ctx = Tensor.f32([rows, tokens, width], context);
+    const unit = batch[0].control;
+    const control = unit ? await comfyControlResiduals(unit, { x: xt, timestep: t, context: ctx, sigma, perEntry: B, schedule, heads: model.unetHeads }) : undefined;
+    const result = await model.predict(xt, Tensor.f32([rows], new Float32Array(rows).fill(t)), ctx, y, control);
     const out = result.toFloat32Array();
     batch.forEach((p, k) => {
       const d = denoisedFromOutput(model.prediction, crops[k], 0, sigma, out, k * B * per, B * per);

@@ -17,7 +17,7 @@ import type { Profile } from './profiles.js';
  * What the denoiser needs of a model; pipelines may wrap it (e.g. inpainting adds mask channels).
  * `admKind` (SDXL) says the UNet also takes each row's vector `y`.
  */
-export type UNetLike = Pick<StableDiffusionModel, 'prediction' | 'predict'> & { readonly admKind?: StableDiffusionModel['admKind'] };
+export type UNetLike = Pick<StableDiffusionModel, 'prediction' | 'predict'> & { readonly admKind?: StableDiffusionModel['admKind']; readonly unetHeads?: StableDiffusionModel['unetHeads'] };
 
 export interface GuidanceInput {
   readonly model: UNetLike;

@@ -152,7 +152,8 @@ export function withConcat(model: UNetLike, concat: Float32Array, shape: readonl
   return {
     prediction: model.prediction,
     admKind: model.admKind,
-    async predict(x: Tensor, t: Tensor, ctx: Tensor, y?: Tensor): Promise<Tensor> {
+    unetHeads: model.unetHeads,
+    async predict(x: Tensor, t: Tensor, ctx: Tensor, y?: Tensor, control?: readonly Tensor[]): Promise<Tensor> {
       const n = x.shape[0];
       const xs = x.toFloat32Array();
       const plane = h * w;
@@ -163,7 +164,7 @@ export function withConcat(model: UNetLike, concat: Float32Array, shape: readonl
         const src = (b % B) * extra * plane;
         out.set(concat.subarray(src, src + extra * plane), dst + C * plane);
       }
-      return model.predict(Tensor.f32([n, C + extra, h, w], out), t, ctx, y);
+      return model.predict(Tensor.f32([n, C + extra, h, w], out), t, ctx, y, control);
     },
   };
 }

@@ -18,9 +18,13 @@ import { WsHub } from './comfy-ws.js';
 import type { Engine } from './engine-api.js';
 import type { ServerHost } from './host.js';
 import type { ServerContext } from './http.js';
+import { galleryRoutes } from './gallery-routes.js';
+import { promptRoutes } from './prompt-routes.js';
+import { PromptStore } from './prompt-store.js';
 import { QueueStore } from './queue-store.js';
 import { QueueRunner } from './runner.js';
 import { originRefused, tokenAccepted } from './security.js';
+import { webUi } from './web-ui.js';
 
 export const DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
 
@@ -125,6 +129,11 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
 
   await app.register(a1111Routes(ctx, { catalog, progress, apiAuth, authToken: opts.authToken, cmdFlags: opts.cmdFlags ?? {} }), { prefix: '/sdapi/v1' });
   await app.register(openaiRoutes(ctx, catalog, opts.authToken), { prefix: '/v1' });
+  const prompts = new PromptStore(join(opts.dataDir, 'prompts.sqlite'));
+  await app.register(galleryRoutes(ctx, join(opts.dataDir, 'thumbs')));
+  await app.register(promptRoutes(prompts));
+  // last: its catch-all GET only gets the paths no route above claims
+  await app.register(webUi());
 
   hub.attach(app.server);
 
@@ -142,6 +151,7 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
       await hub.close();
       if (listening) await app.close();
       store.close();
+      prompts.close();
     },
   };
 }

@@ -87,6 +87,7 @@ export class QueueStore {
       addHistory: this.db.prepare('INSERT INTO history (prompt_id, entry) VALUES (?, ?) ON CONFLICT(prompt_id) DO UPDATE SET entry = excluded.entry'),
       trimHistory: this.db.prepare('DELETE FROM history WHERE seq <= (SELECT seq FROM history ORDER BY seq DESC LIMIT 1 OFFSET ?)'),
       historyAll: this.db.prepare('SELECT prompt_id, entry FROM history ORDER BY seq'),
+      historyNewest: this.db.prepare('SELECT seq, prompt_id, entry FROM history ORDER BY seq DESC'),
       historyPage: this.db.prepare('SELECT prompt_id, entry FROM history ORDER BY seq LIMIT ? OFFSET ?'),
       historyCount: this.db.prepare('SELECT COUNT(*) AS n FROM history'),
       historyOne: this.db.prepare('SELECT entry FROM history WHERE prompt_id = ?'),
@@ -169,6 +170,12 @@ export class QueueStore {
     const out: Record<string, unknown> = {};
     for (const r of rows) out[r.prompt_id] = JSON.parse(r.entry);
     return out;
+  }
+
+  /** Every history entry, newest first, with its insertion order (the gallery pages and filters these). */
+  historyNewestFirst(): { seq: number; promptId: string; entry: unknown }[] {
+    return (this.stmts.historyNewest.all() as { seq: number; prompt_id: string; entry: string }[])
+      .map((r) => ({ seq: r.seq, promptId: r.prompt_id, entry: JSON.parse(r.entry) }));
   }
 
   historyEntry(promptId: string): unknown {

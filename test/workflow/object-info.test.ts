@@ -8,7 +8,7 @@ import { REF, refTests } from '../ref.js';
 import { TestHost } from './host.js';
 
 const FILE = join(REF, '..', 'api', 'comfy', 'object_info_core.json');
-const FILE_INPUTS = new Set(['ckpt_name', 'config_name', 'vae_name', 'lora_name', 'hypernetwork_name', 'model_name', 'image']);
+const FILE_INPUTS = new Set(['ckpt_name', 'config_name', 'vae_name', 'lora_name', 'hypernetwork_name', 'model_name', 'control_net_name', 'image']);
 
 const test = refTests('object_info', [FILE]);
 

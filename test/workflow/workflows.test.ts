@@ -9,6 +9,7 @@ import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { WorkflowEngine, type ApiPrompt, type NodeErrors, type ValidationResult } from '../../src/workflow/engine.js';
 import { writeHypernetwork } from '../adapters/hypernetwork-fixtures.js';
+import { writeTinyControlNet } from '../models/controlnet-fixtures.js';
 import { rrdbWeights, saveSafetensors } from '../models/esrgan-fixtures.js';
 import { testPicture, writePng } from '../pipelines/img2img-fixtures.js';
 import { writeTinyLora } from '../pipelines/models.js';
@@ -26,7 +27,7 @@ const SDXL_FILES: Record<string, string> = {
   'sd_xl_refiner_1.0.safetensors': join(REF, 'sdxl', 'ckpt', 'tiny-sdxl-refiner.safetensors'),
 };
 /** Families whose graphs validate but cannot run until their issues land. */
-const NOT_YET = ['sd3.5', 'controlnet', 'clip_vision'];
+const NOT_YET = ['sd3.5', 'clip_vision'];
 
 interface Entry {
   file: string;
@@ -55,7 +56,7 @@ async function hostFor(e: Entry): Promise<TestHost> {
     await sd.close();
     await writeSafetensors(join(host.dir('vae'), n), tensors);
   }
-  for (const n of m.control_net_name ?? []) host.link('controlnet', n, SD1);
+  for (const n of m.control_net_name ?? []) await writeTinyControlNet(join(host.dir('controlnet'), n), SD1);
   for (const n of m.clip_name ?? []) host.link('clip_vision', n, SD1);
   for (const n of e.input_images ?? []) await writePng(join(host.dir('input'), n), testPicture(64, 64));
   if ((e.needs ?? []).includes('embedding')) {

@@ -1,8 +1,9 @@
 // Every built-in node class. Classes whose model families are not supported yet (CLIP vision,
-// unCLIP, style models, GLIGEN, ControlNet) are absent, so `/object_info` never lists a stub.
+// unCLIP, style models, GLIGEN) are absent, so `/object_info` never lists a stub.
 import type { NodeDef } from '../types.js';
 import { clipNodes, conditioningNodes } from './conditioning.js';
 import { compositeNodes } from './composite.js';
+import { controlNetNodes } from './controlnet.js';
 import { customSamplingNodes } from './custom-sampling.js';
 import { imageNodes } from './image.js';
 import { latentFileNodes } from './latent-files.js';
@@ -15,5 +16,5 @@ import { samplingNodes } from './sampling.js';
 import { sdxlNodes } from './sdxl.js';
 
 export function builtinNodes(): NodeDef[] {
-  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...latentFileNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...postprocessNodes, ...compositeNodes, ...maskNodes, ...mergingNodes, ...sdxlNodes];
+  return [...loaderNodes, ...clipNodes, ...conditioningNodes, ...latentNodes, ...latentFileNodes, ...samplingNodes, ...customSamplingNodes, ...imageNodes, ...postprocessNodes, ...compositeNodes, ...maskNodes, ...mergingNodes, ...sdxlNodes, ...controlNetNodes];
 }
