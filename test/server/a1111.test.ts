@@ -11,7 +11,8 @@ import sharp from 'sharp';
 import { readPngText } from '../../src/formats/png-text.js';
 import { getJson, postJson, waitFor, type Json, type TestServer } from './helpers.js';
 import { startProgressPoller } from './progress-poller.js';
-import { NO_REF, refTest, startRealServer, TINY_SD1 } from './real-engine.js';
+import { NO_REF, refTest, startRealServer, TINY_SD1, txt2img as comfyTxt2img } from './real-engine.js';
+import type { WorkflowEngine } from '../../src/workflow/engine.js';
 
 const test = refTest('A1111 API on the real engine');
 const API = '/sdapi/v1';
@@ -259,4 +260,11 @@ test('one queue: API jobs in /queue in order, /progress answered between sampler
   assert.equal(r2.status, 200);
   assert.equal(r2.body.images.length, 1);
   assert.equal((await getJson(`${s.url}/queue`)).body.queue_pending.length, 0);
+});
+
+test('a ComfyUI prompt and an A1111 request share the loaded checkpoint (one entry in the engine cache)', async () => {
+  const { prompt_id: id } = (await postJson(`${s.url}/prompt`, { prompt: comfyTxt2img(3, { steps: 1 }) })).body;
+  await waitFor(async () => (await getJson(`${s.url}/history/${id}`)).body[id], 'ComfyUI prompt', 60_000);
+  assert.equal((await postJson(`${s.url}${API}/txt2img`, { prompt: 'x', steps: 1, width: 64, height: 64 })).status, 200);
+  assert.equal((s.engine as WorkflowEngine).resources.size, 1);
 });
