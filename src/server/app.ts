@@ -111,7 +111,12 @@ export async function createComfyServer(opts: ServerOptions): Promise<ComfyServe
   });
 
   app.setNotFoundHandler((req, reply) => {
-    if (req.url.startsWith('/sdapi/')) return reply.code(404).send({ detail: 'Not Found' });
+    if (req.url.startsWith('/sdapi/')) {
+      // FastAPI tells a wrong method from a missing route
+      const url = req.url.split('?')[0];
+      const other = (['GET', 'POST'] as const).some((method) => method !== req.method && app.hasRoute({ method, url }));
+      return other ? reply.code(405).send({ detail: 'Method Not Allowed' }) : reply.code(404).send({ detail: 'Not Found' });
+    }
     if (req.url.startsWith('/v1/')) return reply.code(404).send({ error: { message: `Invalid URL (${req.method} ${req.url.split('?')[0]})`, type: 'invalid_request_error', param: null, code: null } });
     return reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
   });

@@ -48,6 +48,8 @@ test('A1111 routes: wrong types, non-JSON, 50 MB base64, non-image base64, negat
     assert.deepEqual((await post('/txt2img', { alwayson_scripts: { ControlNet: { args: [{ enabled: true }] } } })).body.detail, 'always on script ControlNet not found');
     assert.deepEqual(await post('/options', 'nope'), { status: 422, body: { detail: [{ loc: ['body', 0], msg: 'Expecting value: line 1 column 1 (char 0)', type: 'value_error.jsondecode', ctx: { msg: 'Expecting value', doc: 'nope', pos: 0, lineno: 1, colno: 1 } }] } });
 
+    assert.deepEqual(await getJson(`${s.url}${API}/txt2img`), { status: 405, body: { detail: 'Method Not Allowed' } });
+    assert.deepEqual(await getJson(`${s.url}${API}/no-such-route`), { status: 404, body: { detail: 'Not Found' } });
     // still serving, and nothing was queued by any of it
     assert.equal((await getJson(`${s.url}${API}/samplers`)).status, 200);
     assert.deepEqual((await getJson(`${s.url}/queue`)).body, { queue_running: [], queue_pending: [] });
