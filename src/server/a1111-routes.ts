@@ -60,6 +60,25 @@ const SCHEDULERS: readonly [string, string, string[] | null, number][] = [
 
 type Route = 'txt2img' | 'img2img' | 'extra-single-image' | 'extra-batch-images';
 
+/** Infotext keys and the request fields they fill (A1111's `infotext` request field). */
+const INFOTEXT_FIELDS: Record<string, string> = {
+  'Negative prompt': 'negative_prompt', Steps: 'steps', Sampler: 'sampler_name', 'Schedule type': 'scheduler', 'CFG scale': 'cfg_scale',
+  Seed: 'seed', 'Variation seed': 'subseed', 'Variation seed strength': 'subseed_strength', 'Denoising strength': 'denoising_strength',
+  'Hires upscale': 'hr_scale', 'Hires steps': 'hr_second_pass_steps', 'Hires upscaler': 'hr_upscaler',
+};
+
+/** The request fields an infotext sets; the request's own keys win over them (the caller spreads them after). */
+export function fieldsFromInfotext(text: string): Record<string, unknown> {
+  const p = parseParameters(text);
+  const out: Record<string, unknown> = { prompt: p.prompt };
+  if (p.negativePrompt) out.negative_prompt = p.negativePrompt;
+  for (const [k, v] of Object.entries(p.fields)) if (INFOTEXT_FIELDS[k]) out[INFOTEXT_FIELDS[k]] = v;
+  const size = /^(\d+)x(\d+)$/.exec(p.fields.Size ?? '');
+  if (size) { out.width = size[1]; out.height = size[2]; }
+  if (p.fields['Hires upscale'] || p.fields['Hires upscaler']) out.enable_hr = true;
+  return out;
+}
+
 export function a1111Routes(ctx: ServerContext, a: A1111Context) {
   const { runner, host } = ctx;
 
@@ -75,7 +94,9 @@ export function a1111Routes(ctx: ServerContext, a: A1111Context) {
       void reply.code(422).send({ detail: [jsonDecodeError(typeof req.body === 'string' ? req.body : '')] });
       return undefined;
     }
-    const r = model.parse(json.value ?? {});
+    const raw = json.value ?? {};
+    const infotext = raw && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>).infotext : undefined;
+    const r = model.parse(typeof infotext === 'string' && infotext ? { ...fieldsFromInfotext(infotext), ...(raw as Record<string, unknown>) } : raw);
     if (!r.ok) {
       void reply.code(422).send({ detail: r.errors });
       return undefined;

@@ -139,6 +139,12 @@ test('seeds, infotext in info and PNG, styles, png-info round trip, unknown samp
   const odd = await postJson(`${s.url}${API}/txt2img`, { prompt: 'x', steps: 2, width: 64, height: 64, seed: 3, sampler_name: 'No Such Sampler' });
   assert.equal(odd.status, 200, 'an unknown sampler falls back as in A1111');
   assert.equal(JSON.parse(odd.body.info).sampler_name, 'DPM++ 2M');
+  // the infotext field fills what the request leaves out
+  const again = await postJson(`${s.url}${API}/txt2img`, { infotext: info.infotexts[2], steps: 1 });
+  const againInfo = JSON.parse(again.body.info);
+  assert.deepEqual([againInfo.prompt, againInfo.negative_prompt, againInfo.seed, againInfo.steps, againInfo.cfg_scale, againInfo.sampler_name, againInfo.width],
+    ['a cat, a fox, snow', 'ugly, blurry', 1002, 1, 6.5, 'DPM++ 2M', 64]);
+  assert.match(againInfo.infotexts[0], /Schedule type: Karras/);
   const none = await postJson(`${s.url}${API}/txt2img`, { prompt: 'x', steps: 2, width: 64, height: 64, seed: 3, send_images: false });
   assert.deepEqual(none.body.images, []);
   assert.equal(JSON.parse(none.body.info).sampler_name, 'Euler', 'no sampler given: sampler_index default Euler');
