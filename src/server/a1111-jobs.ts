@@ -2,7 +2,7 @@
 // the `a1111` profile: txt2img with hires fix, img2img / inpainting, the SD upscale script, extras.
 // Models come from the engine's resource cache under the keys the ComfyUI loaders use, so a
 // checkpoint loaded for a ComfyUI prompt is reused here and the other way round.
-import { stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import sharp from 'sharp';
 import { loadCheckpoint } from '../models/checkpoint.js';
@@ -20,7 +20,7 @@ import type { ResourceCache } from '../workflow/resource-cache.js';
 import { writeNewFile } from '../workflow/files.js';
 import { decodeImage, httpException, runtimeError } from './a1111-http.js';
 import { applyStyle, type A1111Catalog, type CheckpointEntry } from './a1111-models.js';
-import type { ProgressState } from './a1111-progress.js';
+import { jobTimestamp, type ProgressState } from './a1111-progress.js';
 import type { ExtraBatchRequest, ExtraSingleRequest, ExtrasRequest, Img2ImgRequest, Txt2ImgRequest } from './a1111-schemas.js';
 import type { ServerHost } from './host.js';
 import type { JobControl } from './runner.js';
@@ -192,22 +192,15 @@ function answer(setup: Setup, r: Txt2ImgRequest | Img2ImgRequest, images: Genera
     batch_size: batch, restore_faces: r.restore_faces ?? false, face_restoration_model: null, sd_model_name: setup.ckpt.model_name,
     sd_model_hash: setup.ckpt.hash, sd_vae_name: null, sd_vae_hash: null, seed_resize_from_w: r.seed_resize_from_w ?? -1,
     seed_resize_from_h: r.seed_resize_from_h ?? -1, denoising_strength: extra.denoising, extra_generation_params: {},
-    index_of_first_image: 0, infotexts: images.map((im) => im.parameters), styles: r.styles ?? [], job_timestamp: setupStamp(),
+    index_of_first_image: 0, infotexts: images.map((im) => im.parameters), styles: r.styles ?? [], job_timestamp: jobTimestamp(),
     clip_skip: setup.clipSkip, is_using_inpainting_conditioning: extra.inpainting ?? false, version: A1111_VERSION,
   };
   const pngs = images.map((im) => im.png);
   return { images: r.send_images === false ? [] : pngs.map((p) => p.toString('base64')), parameters, info: JSON.stringify(info), pngs };
 }
 
-function setupStamp(): string {
-  const d = new Date();
-  const p = (v: number) => String(v).padStart(2, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
 /** `save_images: true`: the PNGs go to the output folder as A1111 writes samples (`<kind>-images/`). */
 async function saveAll(deps: A1111Deps, folder: string, images: readonly GeneratedImage[]): Promise<void> {
-  const { mkdir, readdir } = await import('node:fs/promises');
   const dir = `${deps.host.folders.output}/${folder}`;
   await mkdir(dir, { recursive: true });
   let n = (await readdir(dir)).length;
