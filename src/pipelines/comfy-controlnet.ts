@@ -7,6 +7,7 @@ import type { ControlNet } from '../models/controlnet-model.js';
 import type { DiscreteSchedule } from '../sampling/discrete.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { UNetConfig } from '../models/unet.js';
+import { roundHalfEven } from '../sampling/schedules.js';
 
 /** A control image as ComfyUI's IMAGE holds it: [batch, height, width, channels] in 0…1. */
 export interface ControlImage {
@@ -29,11 +30,6 @@ export interface ComfyControl {
 
 const f32 = Math.fround;
 
-/** Python 3 `round` (halves to even). */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 /**
  * comfy.utils.common_upscale(hint, width, height, "nearest-exact", "center"): a centre crop to the

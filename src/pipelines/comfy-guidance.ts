@@ -32,6 +32,7 @@ import type { CondTensor } from './conditioning.js';
 import { denoisedFromOutput, tile, type UNetLike } from './denoiser.js';
 import { interpolate } from './masks.js';
 import type { Profile } from './profiles.js';
+import { roundHalfEven } from '../sampling/schedules.js';
 
 const f32 = Math.fround;
 
@@ -53,11 +54,6 @@ export interface ResolvedCond {
   readonly controlApplyToUncond?: boolean;
 }
 
-/** Python 3 `round`: halves go to the even neighbour. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 function resolveArea(a: ComfyArea, h: number, w: number): LatentArea {
   if (a.kind === 'latent') return [a.height, a.width, a.y, a.x];

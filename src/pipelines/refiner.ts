@@ -12,6 +12,7 @@ import type { ConditioningResult } from './conditioning.js';
 import { cfgDenoiser } from './denoiser.js';
 import type { Profile } from './profiles.js';
 import { sampleLatents, type Progress } from './sample.js';
+import { roundHalfEven } from '../sampling/schedules.js';
 
 export interface RefinerOptions {
   /** An SDXL refiner (or any model of the same latent space). */
@@ -40,11 +41,6 @@ export interface RefinedRun {
   readonly onProgress?: (p: Progress) => void | Promise<void>;
 }
 
-/** Python's round(): halves to even. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 /** The step at which ComfyUI's hand-off gives the latent to the refiner. */
 export function comfySwitchStep(switchAt: number, steps: number): number {

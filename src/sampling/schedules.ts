@@ -347,7 +347,7 @@ export function sigmasFor(profile: 'a1111' | 'comfy', sampler: string, scheduler
 // ---------------------------------------------------------------- small numeric helpers
 
 /** Python 3 `round` (half to even), which numpy `rint` shares. */
-function roundHalfEven(x: number): number {
+export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
