@@ -15,7 +15,7 @@ import { upscalerName } from '../pipelines/hires.js';
 import { sdUpscale, upscaleImage, UpscalerModel, type RgbImage } from '../pipelines/upscale.js';
 import { txt2img, type Progress, type Txt2ImgOptions } from '../pipelines/txt2img.js';
 import { parseSamplerName, toA1111Names } from '../sampling/names.js';
-import { ClipTokenizer } from '../text/clip-tokenizer.js';
+import { tokenizerFor } from '../text/tokenizer-cache.js';
 import type { ResourceCache } from '../workflow/resource-cache.js';
 import { writeNewFile } from '../workflow/files.js';
 import { decodeImage, httpException, runtimeError } from './a1111-http.js';
@@ -58,20 +58,6 @@ async function loadModel(deps: A1111Deps, ckpt: CheckpointEntry): Promise<Stable
   return deps.resources.get(`checkpoint|${ckpt.filename}|${config ?? ''}`, await fileSize(ckpt.filename), () => loadCheckpoint(ckpt.filename, { config }));
 }
 
-/**
- * Tokenizers by checkpoint: building one parses the whole CLIP vocabulary (a quarter of a second,
- * mostly on the event loop), which would stall `/progress` at the start of every job.
- */
-const tokenizers = new Map<string, Promise<ClipTokenizer>>();
-function tokenizerFor(path: string): Promise<ClipTokenizer> {
-  let t = tokenizers.get(path);
-  if (!t) {
-    t = ClipTokenizer.load({ modelPath: path });
-    tokenizers.set(path, t);
-    t.catch(() => tokenizers.delete(path));
-  }
-  return t;
-}
 
 function randomSeed(): number {
   return Math.floor(Math.random() * 4294967294);

@@ -6,7 +6,7 @@ import { loadCheckpoint } from '../../models/checkpoint.js';
 import type { StableDiffusionModel } from '../../models/sd-model.js';
 import { VaeModel } from '../../models/vae-model.js';
 import { UpscalerModel } from '../../pipelines/upscale.js';
-import { ClipTokenizer } from '../../text/clip-tokenizer.js';
+import { tokenizerFor } from '../../text/tokenizer-cache.js';
 import type { NodeContext } from '../types.js';
 import type { ClipValue, ModelValue } from '../values.js';
 import { defineNode } from './define.js';
@@ -17,7 +17,7 @@ async function checkpoint(ctx: NodeContext, name: string, config?: string): Prom
   const path = ctx.host.resolveFile('checkpoints', name);
   const configPath = config ? ctx.host.resolveFile('configs', config) : undefined;
   const sd = await ctx.resources.get(`checkpoint|${path}|${configPath ?? ''}`, await fileSize(path), () => loadCheckpoint(path, { config: configPath }));
-  const tokenizer = await ClipTokenizer.load({ modelPath: path });
+  const tokenizer = await tokenizerFor(path);
   // Without CLIPSetLastLayer ComfyUI takes SDXL's encoders at layer −2 (SD1/SD2: the model's own default, −1 here).
   return { sd, vae: sd, clip: { sd, clipSkip: sd.isSdxl ? 2 : 1, tokenizer } };
 }
