@@ -6,6 +6,8 @@ import { stat } from 'node:fs/promises';
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import { decodeLatents, encodePng, type GeneratedImage } from './image-output.js';
 import { rgbToTensor } from './image-input.js';
+import { a1111InfotextFields } from '../sampling/names.js';
+import { infoFloat } from './infotext.js';
 import { checkStrength, defaultEncodeMode, denoiseLatents, encodeImage, infotext, inpaintConcat } from './img2img.js';
 import { interpolate, type LatentResize } from './masks.js';
 import { checkTxt2ImgOptions, type HiresOptions, type Txt2ImgOptions, type Txt2ImgResult } from './options.js';
@@ -66,6 +68,7 @@ export async function txt2imgHires(model: StableDiffusionModel, opts: Txt2ImgOpt
   const known = upscalerName(name);
 
   const base = await txt2imgPass(model, { ...opts, hires: undefined, seed: checked.seed });
+  if (opts.stopped?.()) return base;
   const [, C, bh, bw] = base.latentShape;
   const th = target.height / 8;
   const tw = target.width / 8;
@@ -105,17 +108,29 @@ export async function txt2imgHires(model: StableDiffusionModel, opts: Txt2ImgOpt
 
   // The second pass always runs exactly its step count (setup_img2img_steps is called with steps).
   const steps = h.steps || checked.steps;
+  const prompt = h.prompt || opts.prompt;
+  const negativePrompt = h.negativePrompt || opts.negativePrompt;
+  const sampler = h.sampler ?? checked.sampler;
+  const scheduler = h.scheduler ?? checked.scheduler;
   const r = await denoiseLatents({
-    model, opts: { ...opts, steps, seed: checked.seed }, width: target.width, height: target.height, strength: denoise, fixSteps: true, init, concat,
+    model, opts: { ...opts, steps, seed: checked.seed, prompt, negativePrompt, sampler, scheduler }, width: target.width, height: target.height, strength: denoise, fixSteps: true, init, concat,
     textBaseSteps: checked.steps, textSchedule: { hiresSteps: steps },
   });
   const rgb = await decodeLatents(model, r.latents, r.shape);
   const images: GeneratedImage[] = [];
   const displayName = known ?? name.split(/[\\/]/).pop()!.replace(/\.(pth|pt|safetensors|ckpt|bin)$/i, '');
   for (let i = 0; i < batch; i++) {
+    // the infotext names the first pass's prompts and sampler, and the second pass's where they differ
     const parameters = await infotext(model, opts, checked, i, r.seeds, { width, height }, {
       denoisingStrength: denoise,
-      extra: [['Hires upscale', h.scale], ['Hires steps', h.steps || undefined], ['Hires upscaler', displayName]], text: r.text,
+      extra: [
+        ['Hires sampler', sampler !== checked.sampler ? a1111InfotextFields(sampler, scheduler).Sampler : undefined],
+        ['Hires prompt', prompt !== opts.prompt ? prompt : undefined],
+        ['Hires negative prompt', negativePrompt !== opts.negativePrompt ? negativePrompt : undefined],
+        ['Hires upscale', infoFloat(h.scale, opts.pythonFloats)], ['Hires steps', h.steps || undefined], ['Hires upscaler', displayName],
+      ],
+      text: r.text && (prompt !== opts.prompt || negativePrompt !== opts.negativePrompt)
+        ? { ...r.text, prompt: opts.prompt, negativePrompt: opts.negativePrompt ?? '' } : r.text,
     });
     images.push({ width: target.width, height: target.height, rgb: rgb[i], seed: r.seeds[i], parameters, png: await encodePng(rgb[i], target.width, target.height, parameters) });
   }

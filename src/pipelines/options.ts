@@ -34,6 +34,12 @@ export interface HiresOptions {
   /** Tile size for a model upscaler (input pixels). */
   readonly tile?: number;
   readonly encode?: EncodeMode;
+  /** Second-pass prompts (A1111 `hr_prompt` / `hr_negative_prompt`); empty or absent = the first pass's. */
+  readonly prompt?: string;
+  readonly negativePrompt?: string;
+  /** Second-pass sampler and scheduler (A1111 `hr_sampler_name` / `hr_scheduler`); absent = the first pass's. */
+  readonly sampler?: string;
+  readonly scheduler?: string;
 }
 
 export interface Txt2ImgOptions {
@@ -88,6 +94,13 @@ export interface Txt2ImgOptions {
   readonly networksResolved?: boolean;
   /** Hires fix: a second, img2img pass at `scale` × the size (see pipelines/hires.ts). */
   readonly hires?: HiresOptions;
+  /**
+   * True once the caller has stopped sampling (its `onProgress` threw SamplingStopped): the hires pass is
+   * left out and the first pass's image returned, as A1111's `sample_hr_pass` does when interrupted.
+   */
+  readonly stopped?: () => boolean;
+  /** Float settings in the infotext as Python prints them (`CFG scale: 7.0`), as A1111's API writes them. */
+  readonly pythonFloats?: boolean;
   /** SDXL models: original / target size, crop, aesthetic scores, A1111's empty-negative zeroing and CLIP-L skip. */
   readonly sdxl?: SdxlOptions;
   /** SDXL refiner: the base samples the first `switchAt` of the schedule, the refiner the rest (see refiner.ts). */

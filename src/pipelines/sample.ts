@@ -19,6 +19,18 @@ export interface Progress {
   readonly shape?: readonly [number, number, number, number];
 }
 
+/**
+ * Thrown from `onProgress` to end sampling early: the run then finishes with the last prediction of
+ * the clean latent as its result, as A1111's interrupt and skip do (`launch_sampling` returns
+ * `last_latent`), so the caller still gets an image of the current state.
+ */
+export class SamplingStopped extends Error {
+  constructor() {
+    super('sampling stopped');
+    this.name = 'SamplingStopped';
+  }
+}
+
 export interface SampleRequest {
   /** The UNet to call: a loaded model, or a wrapper around one (inpainting's extra channels). */
   readonly model: UNetLike;
@@ -72,8 +84,10 @@ export async function sampleLatents(req: SampleRequest): Promise<Float64Array> {
     onEval: () => { evals++; },
   });
   const inner = req.wrapDenoiser ? req.wrapDenoiser(denoiser) : denoiser;
+  let last: Float64Array | undefined;
   // Progress is reported once each call returns, so it can carry the prediction the sampler will use.
   const report = async (denoised: Float64Array): Promise<void> => {
+    last = denoised;
     await req.onProgress?.({ step: Math.min(evals, expected), total: expected, elapsedMs: Date.now() - started, denoised, shape: req.shape });
   };
   const reporting: GuidedDenoiser = Object.assign(async (x: Float64Array, sigma: number) => {
@@ -88,5 +102,10 @@ export async function sampleLatents(req: SampleRequest): Promise<Float64Array> {
     },
   });
   const options: SamplerOptions = { eta: req.eta, sNoise: req.sNoise, lmsUpdateOnLastStep: req.profile.lmsUpdateOnLastStep };
-  return info.fn(reporting, req.x, req.sigmas, options, req.noise);
+  try {
+    return await info.fn(reporting, req.x, req.sigmas, options, req.noise);
+  } catch (err) {
+    if (err instanceof SamplingStopped && last) return Float64Array.from(last);
+    throw err;
+  }
 }

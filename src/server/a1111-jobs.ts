@@ -8,11 +8,13 @@ import sharp from 'sharp';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import type { StableDiffusionModel } from '../models/sd-model.js';
 import { loadRgb, type RasterImage, type ResizeMode } from '../pipelines/image-input.js';
-import type { GeneratedImage } from '../pipelines/image-output.js';
+import { encodePng, type GeneratedImage } from '../pipelines/image-output.js';
+import { imageGrid } from '../pipelines/grid.js';
 import { img2img } from '../pipelines/img2img.js';
 import { inpaint, type MaskedContent } from '../pipelines/inpaint.js';
 import { upscalerName } from '../pipelines/hires.js';
 import { sdUpscale, upscaleImage, UpscalerModel, type RgbImage } from '../pipelines/upscale.js';
+import { SamplingStopped } from '../pipelines/sample.js';
 import { txt2img, type Progress, type Txt2ImgOptions } from '../pipelines/txt2img.js';
 import { parseSamplerName, toA1111Names } from '../sampling/names.js';
 import { tokenizerFor } from '../text/tokenizer-cache.js';
@@ -47,9 +49,6 @@ export interface GenerationAnswer {
   /** The PNGs themselves, for the OpenAI routes (not sent by the A1111 routes). */
   pngs: Buffer[];
 }
-
-/** Stops the sampler from its progress callback (interrupt / skip). */
-class StopSampling extends Error {}
 
 const fileSize = async (path: string) => (await stat(path)).size;
 
@@ -121,7 +120,7 @@ async function commonSetup(deps: A1111Deps, r: Txt2ImgRequest | Img2ImgRequest) 
   const resizeFrom = (r.seed_resize_from_w ?? 0) > 0 && (r.seed_resize_from_h ?? 0) > 0 ? { width: r.seed_resize_from_w!, height: r.seed_resize_from_h! } : undefined;
   const base: Omit<Txt2ImgOptions, 'seed' | 'onProgress'> = {
     prompt, negativePrompt: negative, steps: r.steps ?? 50, cfgScale: r.cfg_scale ?? 7, sampler: s.sampler, scheduler: s.scheduler,
-    profile: 'a1111', rng: rngOf(setting(deps, overrides, 'randn_source')), batchSize: r.batch_size ?? 1, clipSkip,
+    profile: 'a1111', rng: rngOf(setting(deps, overrides, 'randn_source')), batchSize: r.batch_size ?? 1, clipSkip, pythonFloats: true,
     eta: r.eta ?? undefined, sNoise: r.s_noise ?? undefined, etaNoiseSeedDelta: ensd || undefined, seedResizeFrom: resizeFrom,
     tokenizer, loraDirs: r.disable_extra_networks ? [] : deps.host.modelDirs('loras'),
     hypernetworkDirs: r.disable_extra_networks ? [] : deps.host.modelDirs('hypernetworks'), embeddings: deps.host.modelDirs('embeddings'),
@@ -133,9 +132,10 @@ type Setup = Awaited<ReturnType<typeof commonSetup>>;
 
 /**
  * `n_iter` batches of `batch_size`: image i of the run has seed `seed + i` (or `seed` with variation,
- * whose subseed is `subseed + i`). Interrupt keeps what is finished; skip drops the current batch.
+ * whose subseed is `subseed + i`). Interrupt and skip end the current batch's sampling early and keep
+ * its image of the state reached (A1111 decodes its last latent); interrupt then ends the run.
  */
-async function iterate(deps: A1111Deps, control: JobControl, job: string, nIter: number, setup: Setup, run: (seed: number, subseed: number, onProgress: (p: Progress) => Promise<void>) => Promise<GeneratedImage[]>): Promise<GeneratedImage[]> {
+async function iterate(deps: A1111Deps, control: JobControl, job: string, nIter: number, setup: Setup, run: (seed: number, subseed: number, onProgress: (p: Progress) => Promise<void>, stopped: () => boolean) => Promise<GeneratedImage[]>): Promise<GeneratedImage[]> {
   const batch = setup.base.batchSize ?? 1;
   const out: GeneratedImage[] = [];
   deps.progress.begin(job, nIter);
@@ -143,6 +143,7 @@ async function iterate(deps: A1111Deps, control: JobControl, job: string, nIter:
     for (let it = 0; it < nIter && !control.interrupted; it++) {
       deps.progress.nextJob(it);
       control.skipped = false;
+      let stopped = false;
       const onProgress = async (p: Progress) => {
         deps.progress.step(p);
         // a turn of the event loop per step: /progress and /interrupt are answered while sampling
@@ -150,15 +151,12 @@ async function iterate(deps: A1111Deps, control: JobControl, job: string, nIter:
         if (control.interrupted || control.skipped) {
           deps.progress.interrupted = control.interrupted;
           deps.progress.skipped = control.skipped;
-          throw new StopSampling();
+          stopped = true;
+          throw new SamplingStopped();
         }
       };
       const seed = setup.strength > 0 ? setup.seed : setup.seed + it * batch;
-      try {
-        out.push(...await run(seed, setup.subseed + it * batch, onProgress));
-      } catch (err) {
-        if (!(err instanceof StopSampling)) throw err;
-      }
+      out.push(...await run(seed, setup.subseed + it * batch, onProgress, () => stopped));
     }
   } finally {
     deps.progress.end();
@@ -166,11 +164,34 @@ async function iterate(deps: A1111Deps, control: JobControl, job: string, nIter:
   return out;
 }
 
-function answer(setup: Setup, r: Txt2ImgRequest | Img2ImgRequest, images: GeneratedImage[], parameters: Record<string, unknown>, extra: { width: number; height: number; denoising: number | null; inpainting?: boolean }): GenerationAnswer {
-  const n = images.length;
-  const seeds = images.map((im) => im.seed);
+/**
+ * A1111's process_images end: with `save_images` (API runs skip the grid otherwise) and more than one
+ * image, the grid goes first in the answer (`return_grid`) and to `<kind>-grids/` (`grid_save`).
+ */
+async function gridFirst(deps: A1111Deps, r: Txt2ImgRequest | Img2ImgRequest, kind: 'txt2img' | 'img2img', images: GeneratedImage[]): Promise<GeneratedImage | undefined> {
+  const opt = (k: string) => setting(deps, r.override_settings, k);
+  if (!r.save_images || images.length === 0 || (images.length < 2 && opt('grid_only_if_multiple') !== false)) return undefined;
+  const returned = opt('return_grid') !== false;
+  const saved = opt('grid_save') !== false;
+  if (!returned && !saved) return undefined;
+  const grid = imageGrid(images, { nRows: Number(opt('n_rows') ?? -1), batchSize: r.batch_size ?? 1, preventEmptySpots: opt('grid_prevent_empty_spots') === true });
+  const parameters = images[0].parameters;
+  const png = await encodePng(grid.rgb, grid.width, grid.height, parameters);
+  if (saved) {
+    const dir = `${deps.host.folders.output}/${kind}-grids`;
+    await mkdir(dir, { recursive: true });
+    let n = (await readdir(dir)).length;
+    while (!await writeNewFile(dir, `grid-${String(n).padStart(4, '0')}.png`, png)) n++;
+  }
+  return returned ? { ...grid, seed: images[0].seed, parameters, png } : undefined;
+}
+
+function answer(setup: Setup, r: Txt2ImgRequest | Img2ImgRequest, samples: GeneratedImage[], grid: GeneratedImage | undefined, parameters: Record<string, unknown>, extra: { width: number; height: number; denoising: number | null; inpainting?: boolean }): GenerationAnswer {
+  const images = grid ? [grid, ...samples] : samples;
+  const n = samples.length;
+  const seeds = samples.map((im) => im.seed);
   const batch = setup.base.batchSize ?? 1;
-  const subseeds = images.map((_, i) => setup.subseed + i);
+  const subseeds = samples.map((_, i) => setup.subseed + i);
   const info = {
     prompt: setup.prompt, all_prompts: Array(n).fill(setup.prompt), negative_prompt: setup.negative, all_negative_prompts: Array(n).fill(setup.negative),
     seed: seeds[0] ?? setup.seed, all_seeds: seeds, subseed: setup.subseed, all_subseeds: subseeds, subseed_strength: setup.strength,
@@ -178,7 +199,7 @@ function answer(setup: Setup, r: Txt2ImgRequest | Img2ImgRequest, images: Genera
     batch_size: batch, restore_faces: r.restore_faces ?? false, face_restoration_model: null, sd_model_name: setup.ckpt.model_name,
     sd_model_hash: setup.ckpt.hash, sd_vae_name: null, sd_vae_hash: null, seed_resize_from_w: r.seed_resize_from_w ?? -1,
     seed_resize_from_h: r.seed_resize_from_h ?? -1, denoising_strength: extra.denoising, extra_generation_params: {},
-    index_of_first_image: 0, infotexts: images.map((im) => im.parameters), styles: r.styles ?? [], job_timestamp: jobTimestamp(),
+    index_of_first_image: grid ? 1 : 0, infotexts: images.map((im) => im.parameters), styles: r.styles ?? [], job_timestamp: jobTimestamp(),
     clip_skip: setup.clipSkip, is_using_inpainting_conditioning: extra.inpainting ?? false, version: A1111_VERSION,
   };
   const pngs = images.map((im) => im.png);
@@ -223,15 +244,19 @@ async function txt2imgJob(deps: A1111Deps, r: Txt2ImgRequest, control: JobContro
     }
     const scale = (r.hr_resize_x ?? 0) > 0 || (r.hr_resize_y ?? 0) > 0
       ? Math.max((r.hr_resize_x || 0) / width, (r.hr_resize_y || 0) / height, 1) : r.hr_scale ?? 2;
-    hires = { scale, steps: r.hr_second_pass_steps ?? 0, denoise: r.denoising_strength ?? 0.75, upscaler: up };
+    const hrSampler = r.hr_sampler_name || r.hr_scheduler ? chooseSampler(r.hr_sampler_name ?? r.sampler_name ?? r.sampler_index, r.hr_scheduler ?? r.scheduler) : undefined;
+    hires = {
+      scale, steps: r.hr_second_pass_steps ?? 0, denoise: r.denoising_strength ?? 0.75, upscaler: up,
+      prompt: r.hr_prompt || undefined, negativePrompt: r.hr_negative_prompt || undefined, sampler: hrSampler?.sampler, scheduler: hrSampler?.scheduler,
+    };
   }
-  const images = await iterate(deps, control, 'txt2img', r.n_iter ?? 1, setup, async (seed, subseed, onProgress) => (await txt2img(setup.model, {
-    ...setup.base, width, height, seed, onProgress, hires,
+  const images = await iterate(deps, control, 'txt2img', r.n_iter ?? 1, setup, async (seed, subseed, onProgress, stopped) => (await txt2img(setup.model, {
+    ...setup.base, width, height, seed, onProgress, stopped, hires,
     variationSeed: setup.strength > 0 ? subseed : undefined, variationStrength: setup.strength || undefined,
   })).images);
   if (r.save_images) await saveAll(deps, 'txt2img-images', images);
   const size = images[0] ?? { width, height };
-  return answer(setup, r, images, r as Record<string, unknown>, { width: size.width, height: size.height, denoising: r.enable_hr ? r.denoising_strength ?? 0.75 : null });
+  return answer(setup, r, images, await gridFirst(deps, r, 'txt2img', images), r as Record<string, unknown>, { width: size.width, height: size.height, denoising: r.enable_hr ? r.denoising_strength ?? 0.75 : null });
 }
 
 const FILL: readonly MaskedContent[] = ['fill', 'original', 'latent-noise', 'latent-nothing'];
@@ -298,7 +323,7 @@ async function img2imgJob(deps: A1111Deps, r: Img2ImgRequest, control: JobContro
   const parameters: Record<string, unknown> = { ...r };
   if (!r.include_init_images) { parameters.init_images = null; parameters.mask = null; }
   const size = images[0] ?? { width, height };
-  return answer(setup, r, images, parameters, { width: size.width, height: size.height, denoising: strength, inpainting: inpainting && setup.model.concatChannels > 0 });
+  return answer(setup, r, images, await gridFirst(deps, r, 'img2img', images), parameters, { width: size.width, height: size.height, denoising: strength, inpainting: inpainting && setup.model.concatChannels > 0 });
 }
 
 async function upscaleOne(deps: A1111Deps, r: ExtrasRequest, bytes: Buffer): Promise<Buffer> {

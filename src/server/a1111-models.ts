@@ -21,7 +21,8 @@ export interface CheckpointEntry {
 const DEFAULT_OPTIONS: Record<string, unknown> = {
   sd_model_checkpoint: null, sd_checkpoint_hash: null, sd_vae: 'Automatic', CLIP_stop_at_last_layers: 1,
   eta_noise_seed_delta: 0, samples_format: 'png', randn_source: 'GPU', sd_vae_decode_method: 'Full',
-  hires_fix_upscaler: 'Latent', return_grid: true, enable_pnginfo: true, live_previews_enable: true,
+  hires_fix_upscaler: 'Latent', return_grid: true, grid_save: true, grid_only_if_multiple: true, n_rows: -1,
+  grid_prevent_empty_spots: false, enable_pnginfo: true, live_previews_enable: true,
   show_progress_every_n_steps: 10, face_restoration: false, tiling: false, samples_save: true, outdir_samples: '',
   eta_ancestral: 1.0, eta_ddim: 0.0, s_noise: 1.0, img2img_fix_steps: false, api_enable_requests: false,
 };

@@ -41,3 +41,17 @@ export function pyFloat(text: string): number {
   if (!PY_FLOAT.test(s)) throw new PyValueError(`could not convert string to float: '${text}'`);
   return Number(s.replaceAll('_', ''));
 }
+
+/** Python's `repr()`/`str()` of a float: always a point or an exponent (`7.0`, `5e-05`), as infotexts and messages print them. */
+export function pyFloatRepr(x: number): string {
+  if (Number.isNaN(x)) return 'nan';
+  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+  const abs = Math.abs(x);
+  if (abs !== 0 && (abs >= 1e16 || abs < 1e-4)) {
+    const [mant, exp] = x.toExponential().split('e');
+    const e = Number(exp);
+    return `${mant}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
+  }
+  const s = String(x);
+  return Number.isInteger(x) ? `${s}.0` : s;
+}

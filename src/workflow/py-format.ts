@@ -1,19 +1,9 @@
 // Python's text forms of values, because ComfyUI's validation messages print values with str()/repr()
 // and clients compare those messages (`Value 150.0 bigger than max of 100.0`).
+import { pyFloatRepr } from '../text/py.js';
 
 /** repr() of a float: always a decimal point or an exponent, exponents with two digits at least. */
-export function pyFloat(x: number): string {
-  if (Number.isNaN(x)) return 'nan';
-  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
-  const abs = Math.abs(x);
-  if (abs !== 0 && (abs >= 1e16 || abs < 1e-4)) {
-    const [mant, exp] = x.toExponential().split('e');
-    const e = Number(exp);
-    return `${mant}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
-  }
-  const s = String(x);
-  return Number.isInteger(x) ? `${s}.0` : s;
-}
+export const pyFloat = pyFloatRepr;
 
 /** repr() of a str: single quotes unless the text holds one and no double quote. */
 export function pyStrRepr(s: string): string {

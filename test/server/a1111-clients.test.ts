@@ -36,7 +36,7 @@ test('a1111-webui-api: txt2img, img2img, png-info round trip, setModel, progress
     const bytes = Buffer.from(JSON.parse(JSON.stringify(r.response.data)).images[1], 'base64');
     assert.deepEqual((await api.pngInfo(sharp(bytes))).info, {}, 'no text left: info "", which the client turns into {} (as against A1111)');
     const png = await api.pngInfo(sharp(bytes).keepMetadata());
-    assert.match(png.info, /^a lighthouse\nNegative prompt: fog\nSteps: 3, Sampler: Euler a, CFG scale: 7, Seed: 78, Size: 64x64/);
+    assert.match(png.info, /^a lighthouse\nNegative prompt: fog\nSteps: 3, Sampler: Euler a, CFG scale: 7.0, Seed: 78, Size: 64x64/);
 
     await api.setModel('tiny-sd1');
     assert.equal(await api.getCurrentModel(), 'tiny-sd1.safetensors [96c25ad794]');

@@ -3,7 +3,7 @@
 // shared queue (order in /queue, /progress while sampling, interrupt, a client that hangs up).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -170,6 +170,53 @@ test('same seed, same image: /sdapi/v1/txt2img agrees with latentkit generate --
   assert.ok(worst <= 1, `worst difference ${worst}`);
 });
 
+test('save_images: the grid comes first (A1111 image_grid rows), infotext floats as the API writes them', async () => {
+  const r = await postJson(`${s.url}${API}/txt2img`, { prompt: 'a red barn', seed: 41, steps: 2, width: 64, height: 64, batch_size: 3, cfg_scale: 7, save_images: true });
+  assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+  const info = JSON.parse(r.body.info);
+  assert.equal(r.body.images.length, 4);
+  assert.equal(info.index_of_first_image, 1);
+  assert.deepEqual(info.all_seeds, [41, 42, 43]);
+  assert.equal(info.infotexts.length, 4);
+  assert.match(info.infotexts[1], /CFG scale: 7\.0, Seed: 41,/);
+  // three images: round(√3) = 2 rows of 2, the fourth cell black
+  const grid = await pixels(r.body.images[0]);
+  assert.deepEqual([grid.width, grid.height], [128, 128]);
+  const cells = await Promise.all(r.body.images.slice(1).map((b: string) => pixels(b)));
+  for (const [i, cell] of cells.entries()) {
+    const x0 = (i % 2) * 64;
+    const y0 = Math.floor(i / 2) * 64;
+    for (const [x, y] of [[0, 0], [63, 0], [17, 40], [63, 63]]) {
+      const g = ((y0 + y) * 128 + x0 + x) * 3;
+      const c = (y * 64 + x) * 3;
+      assert.deepEqual([...grid.data.subarray(g, g + 3)], [...cell.data.subarray(c, c + 3)], `cell ${i} pixel ${x},${y}`);
+    }
+  }
+  assert.deepEqual([...grid.data.subarray((100 * 128 + 100) * 3, (100 * 128 + 100) * 3 + 3)], [0, 0, 0]);
+  assert.equal(readPngText(Buffer.from(r.body.images[0], 'base64')).parameters, info.infotexts[1]);
+  assert.equal((await readdir(join(s.dirs.output, 'txt2img-grids'))).length, 1);
+  assert.equal((await readdir(join(s.dirs.output, 'txt2img-images'))).length, 3);
+  const one = await postJson(`${s.url}${API}/txt2img`, { prompt: 'a red barn', seed: 41, steps: 2, width: 64, height: 64, save_images: true });
+  assert.equal(one.body.images.length, 1, 'no grid for a single image (grid_only_if_multiple)');
+  const unsaved = await postJson(`${s.url}${API}/txt2img`, { prompt: 'a red barn', seed: 41, steps: 2, width: 64, height: 64, batch_size: 2 });
+  assert.equal(unsaved.body.images.length, 2, 'API runs without save_images make no grid');
+});
+
+test('hires fix with its own prompt and sampler: second pass differs, infotext names both', async () => {
+  const base = { prompt: 'a lighthouse', negative_prompt: 'fog', seed: 5, steps: 2, width: 64, height: 64, enable_hr: true, hr_scale: 1.5, denoising_strength: 0.6, sampler_name: 'Euler' };
+  const plain = await postJson(`${s.url}${API}/txt2img`, base);
+  const own = await postJson(`${s.url}${API}/txt2img`, { ...base, hr_prompt: 'a red lighthouse at night', hr_sampler_name: 'DPM++ 2M' });
+  assert.equal(own.status, 200, JSON.stringify(own.body).slice(0, 300));
+  const text = JSON.parse(own.body.info).infotexts[0];
+  assert.match(text, /^a lighthouse\nNegative prompt: fog\nSteps: 2, Sampler: Euler, /);
+  assert.match(text, /Denoising strength: 0\.6, .*Hires sampler: DPM\+\+ 2M, Hires prompt: a red lighthouse at night, Hires upscale: 1\.5, Hires upscaler: Latent/);
+  assert.doesNotMatch(text, /Hires negative prompt/);
+  assert.doesNotMatch(JSON.parse(plain.body.info).infotexts[0], /Hires prompt/);
+  const [a, b] = [await pixels(plain.body.images[0]), await pixels(own.body.images[0])];
+  assert.deepEqual([b.width, b.height], [96, 96]);
+  assert.notDeepEqual(a.data, b.data, 'the second pass used its own prompt');
+});
+
 test('options: checkpoint by title, name or hash; unknown → 500 RuntimeError; override_settings per request', async () => {
   const o = (await getJson(`${s.url}${API}/options`)).body;
   assert.equal(o.sd_model_checkpoint, 'tiny-sd1.safetensors [96c25ad794]');
@@ -261,7 +308,10 @@ test('one queue: API jobs in /queue in order, /progress answered between sampler
   assert.deepEqual(await postJson(`${s.url}/interrupt`, {}), { status: 200, body: {} });
   const r1 = await first;
   assert.equal(r1.status, 200);
-  assert.equal(r1.body.images.length, 0, 'skipped and interrupted batches leave no image');
+  // A1111 decodes the latent reached when a batch is skipped or interrupted: one partial image each
+  assert.equal(r1.body.images.length, 2, 'the skipped and the interrupted batch each leave their partial image');
+  assert.deepEqual(JSON.parse(r1.body.info).all_seeds, [9, 10]);
+  for (const b64 of r1.body.images) assert.equal((await pixels(b64)).width, 64);
   const r2 = await second;
   assert.equal(r2.status, 200);
   assert.equal(r2.body.images.length, 1);
